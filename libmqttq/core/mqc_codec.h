@@ -69,7 +69,14 @@ struct mqc_prop {
 };
 int mqc_prop_next(struct mqc_str *cursor, struct mqc_prop *out);
 
-/* Property block being built for encoding: the caller encodes it with mqc_props_encode. */
+/*
+ * Encoding properties: every id with its bit in `present` is written from
+ * its field (ids in ascending order; user properties come from the
+ * mqc_user_prop arrays, the PUBLISH topic alias from mqc_pub.topic_alias).
+ * When `raw.p` is set the block is copied verbatim instead and the fields,
+ * user array and alias are ignored, so a decoded packet re-encodes to the
+ * same bytes. An id not allowed in the packet type is -EINVAL.
+ */
 struct mqc_user_prop {
 	struct mqc_str name, value;
 };
@@ -142,15 +149,24 @@ struct mqc_packet {
 /*
  * Decode one complete packet of protocol version `version`. `max` is the
  * local Maximum Packet Size (0 = protocol maximum). Returns 0 or a
- * negative MQC_E_*; never reads outside pkt[0..len).
+ * negative MQC_E_*; never reads outside pkt[0..len). CONNECT carries its
+ * own protocol level, which wins over `version` (connect.version).
+ * CONNACK's properties are in both connack.props and props; a PUBLISH's in
+ * props with publish.props pointing there. More than MQC_MAX_TOPICS
+ * filters or codes is MQC_E_TOO_BIG.
  */
 int mqc_decode(u8 version, const u8 *pkt, u32 len, u32 max, struct mqc_packet *out);
 
-/* Encode any packet; returns the length, or -ENOSPC when cap is short, -EINVAL. */
+/*
+ * Encode any packet; returns the length, or -ENOSPC when cap is short,
+ * -EINVAL for values the decoder would reject. Acks, DISCONNECT and AUTH
+ * take pid/reason/props from the packet head; CONNACK from connack.
+ */
 int mqc_encode(u8 version, const struct mqc_packet *p, u8 *buf, u32 cap);
 
 /* Helpers the glue calls directly. */
 int mqc_encode_connect(const struct mqc_connect *c, u8 *buf, u32 cap);
+/* Encoded size of the PUBLISH (or -EINVAL / -EMSGSIZE): size buffers with it. */
 int mqc_publish_size(u8 version, const struct mqc_pub *p);
 /* Encodes PUBLISH; *pid_off gets the identifier's offset (QoS > 0). */
 int mqc_encode_publish(u8 version, const struct mqc_pub *p, u8 *buf, u32 cap, u32 *pid_off);
