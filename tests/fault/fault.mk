@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: GPL-2.0 OR MIT
+# Build and test rules of the fault-injecting proxy, the exactly-once checker and their tests.
+
+FAULT_B := $(B)/tests/fault
+FAULT_BINS := $(FAULT_B)/mqttq-faultproxy $(FAULT_B)/mqttq-eocheck $(FAULT_B)/mqttq-freeport \
+	$(FAULT_B)/test-frame
+ALL += $(FAULT_BINS)
+CHECK_STAGES += fault
+
+$(FAULT_B)/%.o: $(TOP)/tests/fault/%.c $(TOP)/tests/fault/mqtt_frame.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(FAULT_B)/mqttq-faultproxy: $(FAULT_B)/faultproxy.o $(FAULT_B)/mqtt_frame.o
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(FAULT_B)/mqttq-eocheck: $(FAULT_B)/eocheck.o
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(FAULT_B)/mqttq-freeport: $(FAULT_B)/freeport.o
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(FAULT_B)/test-frame: $(FAULT_B)/test_frame.o $(FAULT_B)/mqtt_frame.o
+	$(CC) $(LDFLAGS) -o $@ $^
+
+.PHONY: check-fault soak-fault
+check-fault: $(FAULT_BINS) | peer-bins
+	@B=$(B) bash $(TOP)/tests/fault/run-tests.sh
+
+# Long run, not part of make check: 10^6 messages per QoS through random faults.
+SOAK_N ?= 1000000
+SOAK_RATE ?= 0.0002
+soak-fault: $(FAULT_BINS) | peer-bins
+	@B=$(B) SOAK_N=$(SOAK_N) SOAK_RATE=$(SOAK_RATE) bash $(TOP)/tests/fault/soak.sh

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0 OR MIT
+# Runs one fault scenario: mosquitto on a free loopback port, a publisher through mqttq-faultproxy, a subscriber direct, judged by mqttq-eocheck.
+#
+# Publisher and subscriber are command templates, so any client library can be
+# put through the same faults. Placeholders replaced before running:
+#   @PORT@ proxy port (publisher side)   @BPORT@ broker port (subscriber side)
+#   @QOS@ @N@ @V@ (311|5) @RUN@ @TOPIC@ @TIMEOUT@ (seconds)
+#   @OUT@ file the subscriber writes its lines to   @READY@ file it creates once subscribed
+# The publisher must exit 0 once all N messages completed; the subscriber must
+# write one line per received message holding the payload (see README.md).
+# Prints one "result" line and the checker's JSON; exit 0 when the guarantees
+# held, 1 when they did not, 2 on a set-up error (broker, proxy, subscriber).
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+B=${B:-$top/build}
+bin=$B/tests/fault
+peers=$B/tests/peers
+
+qos=1 n=1000 ver=311 timeout=40 name=scenario seed= rate= restart_ms= keep=0 window=20
+faults=()
+pub="$peers/peer-mosq-pub -h 127.0.0.1 -p @PORT@ -t @TOPIC@ -q @QOS@ -n @N@ -V @V@ -i pub-@RUN@ -c -r @RUN@ -w @WINDOW@ -W @TIMEOUT@ --json"
+sub="$peers/peer-mosq-sub -h 127.0.0.1 -p @BPORT@ -t @TOPIC@ -q @QOS@ -V @V@ -i sub-@RUN@ -c -C @N@ -L 300 -o @OUT@ --ready @READY@ -W @TIMEOUT@"
+
+usage() {
+	sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'
+	cat <<-'EOT'
+	usage: scenario.sh [--pub CMD] [--sub CMD] [--fault SPEC]... [--seed N --rate P]
+	                   [--qos Q] [-n N] [-V 311|5] [-w WINDOW] [--restart-broker MS]
+	                   [--timeout S] [--name NAME] [--keep]
+	EOT
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--pub) pub=$2; shift ;;
+	--sub) sub=$2; shift ;;
+	--fault) faults+=(--fault "$2"); shift ;;
+	--seed) seed=$2; shift ;;
+	--rate) rate=$2; shift ;;
+	--qos) qos=$2; shift ;;
+	-n) n=$2; shift ;;
+	-V) ver=$2; shift ;;
+	-w) window=$2; shift ;;
+	--restart-broker) restart_ms=$2; shift ;;
+	--timeout) timeout=$2; shift ;;
+	--name) name=$2; shift ;;
+	--keep) keep=1 ;;
+	-h|--help) usage; exit 0 ;;
+	*) echo "scenario: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+	esac
+	shift
+done
+case $qos in 0|1|2) ;; *) echo "scenario: --qos must be 0, 1 or 2" >&2; exit 2 ;; esac
+case $ver in 311|5) ;; *) echo "scenario: -V must be 311 or 5" >&2; exit 2 ;; esac
+[[ $n =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ] || { echo "scenario: -n must be positive" >&2; exit 2; }
+for b in "$bin/mqttq-faultproxy" "$bin/mqttq-eocheck" "$bin/mqttq-freeport"; do
+	[ -x "$b" ] || { echo "scenario: $b missing (run make)" >&2; exit 2; }
+done
+command -v mosquitto >/dev/null || { echo "scenario: mosquitto not installed" >&2; exit 2; }
+
+wd=$(mktemp -d "${TMPDIR:-/tmp}/mqttq-fault.XXXXXX")
+run="r$$"
+topic="mqttq/fault/$run"
+mpid= ppid_= spid= ppub=
+cleanup() {
+	for p in $ppub $spid $ppid_ $mpid; do kill "$p" 2>/dev/null; done
+	for p in $ppub $spid $ppid_ $mpid; do wait "$p" 2>/dev/null; done
+	if [ $keep -eq 1 ]; then echo "scenario: kept $wd" >&2; else rm -rf "$wd"; fi
+}
+trap cleanup EXIT
+
+fail_setup() {
+	echo "scenario: $name: $*" >&2
+	for f in "$wd"/*.log; do [ -f "$f" ] && sed 's/^/# /' "$f" | tail -n 20 >&2; done
+	exit 2
+}
+
+# Waits up to $2 tenths of a second for a TCP listener on 127.0.0.1:$1.
+wait_port() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+wait_file() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		[ -s "$1" ] || [ -e "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+start_broker() {
+	mosquitto -c "$wd/mosquitto.conf" >>"$wd/mosquitto.log" 2>&1 &
+	mpid=$!
+	wait_port "$bport" 50 || fail_setup "mosquitto did not listen on $bport"
+}
+
+bport=$("$bin/mqttq-freeport") || fail_setup "no free port"
+mkdir -p "$wd/db"
+cat >"$wd/mosquitto.conf" <<EOT
+listener $bport 127.0.0.1
+allow_anonymous true
+max_inflight_messages 0
+max_queued_messages 0
+persistence true
+persistence_location $wd/db/
+autosave_interval 0
+user $(id -un)
+EOT
+start_broker
+
+rnd=()
+[ -n "$seed" ] && rnd+=(--seed "$seed")
+[ -n "$rate" ] && rnd+=(--rate "$rate")
+"$bin/mqttq-faultproxy" --connect "127.0.0.1:$bport" --port-file "$wd/proxy.port" \
+	--log "$wd/faults.log" --max-time $((timeout + 20)) -q "${faults[@]}" "${rnd[@]}" \
+	>/dev/null 2>"$wd/proxy.err" &
+ppid_=$!
+wait_file "$wd/proxy.port" 50 || fail_setup "proxy did not start: $(cat "$wd/proxy.err")"
+port=$(cat "$wd/proxy.port")
+
+expand() {
+	local s=$1
+	s=${s//@PORT@/$port}
+	s=${s//@BPORT@/$bport}
+	s=${s//@QOS@/$qos}
+	s=${s//@N@/$n}
+	s=${s//@V@/$ver}
+	s=${s//@RUN@/$run}
+	s=${s//@TOPIC@/$topic}
+	s=${s//@TIMEOUT@/$timeout}
+	s=${s//@WINDOW@/$window}
+	s=${s//@OUT@/$wd/received.txt}
+	s=${s//@READY@/$wd/sub.ready}
+	printf '%s' "$s"
+}
+
+# shellcheck disable=SC2086 # templates are word-split on purpose
+timeout -k 2 $((timeout + 10)) $(expand "$sub") >"$wd/sub.out" 2>"$wd/sub.log" &
+spid=$!
+wait_file "$wd/sub.ready" 100 || fail_setup "subscriber never subscribed"
+
+t0=$(date +%s%N)
+# shellcheck disable=SC2086
+timeout -k 2 $((timeout + 5)) $(expand "$pub") >"$wd/pub.json" 2>"$wd/pub.log" &
+ppub=$!
+if [ -n "$restart_ms" ]; then
+	sleep "$(printf '%d.%03d' $((restart_ms / 1000)) $((restart_ms % 1000)))"
+	# SIGTERM makes mosquitto write its persistence file, so sessions survive.
+	kill -TERM "$mpid"
+	wait "$mpid" 2>/dev/null
+	echo "$(date +%s.%N) broker restarted" >>"$wd/faults.log"
+	start_broker
+fi
+wait "$ppub"
+pub_rc=$?
+ppub=
+wait "$spid"
+sub_rc=$?
+spid=
+t1=$(date +%s%N)
+
+nfaults=$(grep -c 'fault=\|broker restarted' "$wd/faults.log" || true)
+touch "$wd/received.txt"
+check=$("$bin/mqttq-eocheck" --json --expect "$qos:$n:$run" "$wd/received.txt")
+check_rc=$?
+pubjson=$(grep -m1 '^{' "$wd/pub.json" || echo '{}')
+field() { printf '%s' "$check" | grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
+printf 'result name=%s qos=%s version=%s sent=%s faults=%s lost=%s dup=%s reordered=%s pub_rc=%s sub_rc=%s ms=%s\n' \
+	"$name" "$qos" "$ver" "$n" "$nfaults" "$(field lost)" "$(field dup)" "$(field reordered)" \
+	"$pub_rc" "$sub_rc" $(((t1 - t0) / 1000000))
+echo "check $check"
+echo "pub $pubjson"
+if [ $check_rc -ne 0 ] || [ $pub_rc -ne 0 ]; then
+	sed 's/^/# faults: /' "$wd/faults.log" | grep -v 'conn=[0-9]* open' | tail -n 12
+	sed 's/^/# pub: /' "$wd/pub.log" | tail -n 5
+	sed 's/^/# sub: /' "$wd/sub.log" | tail -n 5
+fi
+[ $check_rc -eq 2 ] && exit 2
+[ $check_rc -eq 0 ] && [ $pub_rc -eq 0 ] && exit 0
+exit 1
