@@ -731,7 +731,7 @@ static int dec_body(u8 v, struct rd *r, struct mqc_packet *out)
 }
 
 /* Fixed-header flags each packet type must carry (PUBLISH is checked on its own). */
-static int check_flags(u8 type, u8 flags)
+int mqc_check_flags(u8 type, u8 flags)
 {
 	u8 want = (type == MQC_PUBREL || type == MQC_SUBSCRIBE || type == MQC_UNSUBSCRIBE) ? 2 : 0;
 
@@ -768,7 +768,7 @@ int mqc_decode(u8 version, const u8 *pkt, u32 len, u32 max, struct mqc_packet *o
 	out->flags = pkt[0] & 0x0f;
 	if (!out->type || (out->type == MQC_AUTH && version == MQC_V311))
 		return -MQC_E_TYPE;
-	err = check_flags(out->type, out->flags);
+	err = mqc_check_flags(out->type, out->flags);
 	if (err)
 		return err;
 	r.p = pkt + 1 + n;

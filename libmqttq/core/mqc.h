@@ -148,7 +148,9 @@ struct mqc_ops {
 	 * Bytes of a control packet the engine built (PUBACK, PUBREC, PUBREL,
 	 * PUBCOMP, PINGREQ, SUBSCRIBE, DISCONNECT ...). The buffer is only
 	 * valid during the call: copy it. Return 0, or -errno to have the
-	 * engine treat the transport as broken.
+	 * engine treat the transport as broken. SUBSCRIBE and UNSUBSCRIBE,
+	 * which can be large, are emitted in several calls (the engine holds
+	 * no buffer for them): successive calls are contiguous stream bytes.
 	 */
 	int (*send)(void *ctx, const u8 *buf, u32 len);
 	/*
@@ -203,6 +205,22 @@ struct mqc_session {
 
 	/* counters, read by sysfs / mqttq-stat */
 	u64 n_acks, n_pubrel, n_retransmit, n_keepalive_timeout, n_proto_err;
+
+	/* Engine-private below. */
+	u16 window;		/* effective: min(cfg.window, lim.receive_max) */
+	u16 ka_s;		/* effective keepalive: Server Keep Alive or ours */
+	u64 retry_at;		/* 3.1.1 retry: no in-flight message is due before this */
+	/*
+	 * SUBSCRIBE/UNSUBSCRIBE awaiting SUBACK/UNSUBACK. They share the
+	 * packet identifier space with PUBLISH but never take a publish slot.
+	 */
+#define MQC_MAX_SUBREQ 4
+	struct mqc_subreq {
+		u64 token;
+		u16 pid;	/* 0 = free */
+		u16 n;		/* filters, so the ack's code count can be checked */
+		u8 type;	/* MQC_SUBSCRIBE or MQC_UNSUBSCRIBE */
+	} subreq[MQC_MAX_SUBREQ];
 };
 
 /*
@@ -226,7 +244,19 @@ int mqc_session_init(struct mqc_session *s, const struct mqc_config *cfg,
  */
 int mqc_connected(struct mqc_session *s, const struct mqc_limits *lim, bool session_present,
 		  u64 now);
-/* The transport dropped: stop timers, keep in-flight state for resume. */
+/*
+ * Returns 0, -EISCONN, or the -errno of a failed resend (ops->closed has
+ * then run). lim may be NULL (3.1.1, or a v5 CONNACK without properties);
+ * on 3.1.1 Maximum QoS and Receive Maximum are ignored. When the server's
+ * Receive Maximum is below the number of messages already in flight, all
+ * of them are still resent and new QoS 1/2 publishes wait (-EAGAIN).
+ */
+
+/*
+ * The transport dropped: stop timers, keep in-flight state for resume.
+ * Pending SUBSCRIBE/UNSUBSCRIBE requests end with sub_done(codes NULL, n 0).
+ * ops->closed is not called (the caller knows).
+ */
 void mqc_disconnected(struct mqc_session *s);
 
 /*
@@ -235,6 +265,10 @@ void mqc_disconnected(struct mqc_session *s);
  * completion), -ENOTCONN when not connected (caller queues it), -EMSGSIZE
  * over the server's Maximum Packet Size, -EINVAL for QoS above the
  * server's maximum. QoS 0 completes immediately after the send.
+ * The engine picks the packet identifier (never one in flight, MQTT-2.2.1-3)
+ * and writes it at buf[pid_off]. If the transport fails during the send, a
+ * QoS 1/2 message stays accepted (0 is returned, ops->closed has run) and is
+ * resent on resume; a QoS 0 message is not accepted and the -errno returned.
  */
 int mqc_publish(struct mqc_session *s, struct mqc_msg *m, u64 now);
 
@@ -249,13 +283,43 @@ enum mqc_state {
 	MQC_ST_WAIT_REC,	/* QoS 2: PUBLISH sent, awaiting PUBREC */
 	MQC_ST_WAIT_COMP,	/* QoS 2: PUBREL sent, awaiting PUBCOMP */
 };
+/*
+ * Restore in original send order (WAIT_COMP ones in PUBREC order): that is
+ * the order they are resent in. The slot is pid % cfg.window, so restore
+ * with the same window the messages were sent with. Returns 0, -EISCONN,
+ * -EINVAL (state/qos/pid), -EBUSY (slot or identifier taken).
+ */
 int mqc_restore(struct mqc_session *s, struct mqc_msg *m);
 
-/* One complete control packet from the peer (frame it with mqc_frame_len). */
+/*
+ * One complete control packet from the peer (frame it with mqc_frame_len).
+ * Returns 0, or the negative error the session was closed with (ops->closed
+ * has run: bad input is MQC_E_*, with a v5 DISCONNECT sent first; a peer's
+ * DISCONNECT is -ECONNRESET with by_peer set). While not connected only
+ * CONNACK is accepted (it calls mqc_connected(), or closes with
+ * -ECONNREFUSED and the return code); anything else is -ENOTCONN.
+ */
 int mqc_input(struct mqc_session *s, const u8 *pkt, u32 len, u64 now);
 
-/* Under MQC_ACK_ON_DELIVERY: the application has read inbound pid. */
+/*
+ * Under MQC_ACK_ON_DELIVERY: the application has read inbound pid. Acks
+ * leave in arrival order, so this acknowledges pid and every message that
+ * arrived before it and is still unacknowledged (delivery is in order).
+ * Returns 0, -ENOENT (not pending), -EINVAL (qos does not match, or policy
+ * is on receipt). While disconnected the ack is dropped: the peer resends
+ * the PUBLISH on resume and the engine then acknowledges it (QoS 2 without
+ * delivering it again).
+ */
 int mqc_delivered(struct mqc_session *s, u16 pid, u8 qos);
+
+/*
+ * Keepalive (effective K = Server Keep Alive when given, else
+ * cfg.keepalive_s): a PINGREQ goes out when nothing was sent for K seconds;
+ * the connection is dead (ops->closed, MQC_E_KEEPALIVE) when neither the
+ * PINGRESP nor any other packet arrived within MQC_PING_GRACE_MS(K * 1000)
+ * of the PINGREQ, i.e. 1.5 x K after the last send.
+ */
+#define MQC_PING_GRACE_MS(ka_ms) ((ka_ms) / 2)
 
 /* Timers: the next time mqc_tick() must run (U64_MAX-like ~0ULL = none). */
 u64 mqc_deadline(const struct mqc_session *s);
@@ -271,7 +335,16 @@ int mqc_subscribe(struct mqc_session *s, const struct mqc_sub *subs, u32 n, u32 
 		  u64 token, u64 now);
 int mqc_unsubscribe(struct mqc_session *s, const struct mqc_sub *subs, u32 n, u64 token,
 		    u64 now);
-/* Send DISCONNECT (v5 reason) and end the session cleanly. */
+/*
+ * Subscribe returns 0, -ENOTCONN, -EINVAL (bad filter/options, sub_id on
+ * 3.1.1 or over 268435455), -EMSGSIZE, -EAGAIN (MQC_MAX_SUBREQ requests
+ * already pending). The result comes through ops->sub_done.
+ */
+
+/*
+ * Send DISCONNECT (v5 reason) and end the session cleanly: in-flight state
+ * is kept as with mqc_disconnected(); ops->closed is not called.
+ */
 int mqc_disconnect(struct mqc_session *s, u8 reason, u64 now);
 
 /*

@@ -23,6 +23,9 @@ int mqc_varint_get(const u8 *p, u32 len, u32 *val);
 /* Write v (< 2^28) at p; returns the length (1..4). */
 u32 mqc_varint_put(u8 *p, u32 v);
 
+/* Fixed-header flags for the packet type: 0, MQC_E_FLAGS, MQC_E_QOS3, MQC_E_DUP_QOS0. */
+int mqc_check_flags(u8 type, u8 flags);
+
 /* Reason codes valid in each acknowledgement on v5. */
 bool mqc_reason_ok(u8 type, u8 reason);
 
