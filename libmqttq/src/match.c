@@ -46,12 +46,11 @@ static size_t level_end(const char *s, size_t len, size_t from)
 	return p ? (size_t)(p - s) : len;
 }
 
-bool mqf_topic_matches(const char *filter, size_t flen, const char *topic, size_t tlen)
+/* mqf_topic_matches() on a filter and topic already known valid. */
+static bool matches(const char *filter, size_t flen, const char *topic, size_t tlen)
 {
 	size_t fi = 0, ti = 0;
 
-	if (!mqf_filter_valid(filter, flen) || !mqf_topic_valid(topic, tlen))
-		return false;
 	/* Section 4.7.2: wildcards in the first level never match "$..." topics. */
 	if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
 		return false;
@@ -74,6 +73,12 @@ bool mqf_topic_matches(const char *filter, size_t flen, const char *topic, size_
 		fi = fe + 1;
 		ti = te + 1;
 	}
+}
+
+bool mqf_topic_matches(const char *filter, size_t flen, const char *topic, size_t tlen)
+{
+	return mqf_filter_valid(filter, flen) && mqf_topic_valid(topic, tlen) &&
+	       matches(filter, flen, topic, tlen);
 }
 
 struct mqf_entry {
@@ -171,7 +176,7 @@ uint32_t mqf_set_match(const struct mqf_set *set, const char *topic, size_t len)
 	if (!set || !mqf_topic_valid(topic, len))
 		return 0;
 	for (i = 0; i < set->n; i++)
-		if (mqf_topic_matches(set->e[i].filter, set->e[i].len, topic, len))
+		if (matches(set->e[i].filter, set->e[i].len, topic, len))
 			return set->e[i].id;
 	return 0;
 }
