@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Stage "kmod": boots each kernel once in qemu, runs vm-check.sh there, and merges the results into one TAP stream.
+#
+# usage: check-kmod.sh KSELFTEST_BUILD_DIR [KERNEL_RELEASE]...
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+ksft=${1:?usage: check-kmod.sh KSELFTEST_BUILD_DIR [KERNEL_RELEASE]...}
+shift
+if [ $# -eq 0 ]; then
+	echo "ok 1 - kmod # SKIP no kernel with both headers in /lib/modules/*/build and /boot/vmlinuz-*"
+	exit 0
+fi
+out=$top/build/check/kmod
+mkdir -p "$out"
+vm_timeout=${MQTTQ_KMOD_TIMEOUT:-300}
+
+# depmod needs every module of the kernel; read natively here it takes seconds, inside TCG
+# over 9p minutes. The guest copies this index next to the module it installs.
+depmod_tree() {
+	local rel=$1 ko=$top/build/kmod/$1/mqttq.ko root=$top/build/kmod/$1/modroot
+	local md=$root/lib/modules/$rel f
+	if [ -f "$md/modules.dep.bin" ] && cmp -s "$ko" "$md/updates/mqttq.ko"; then
+		return 0
+	fi
+	rm -rf "$root" && mkdir -p "$md/updates" || return 1
+	ln -s "/lib/modules/$rel/kernel" "$md/kernel"
+	for f in modules.builtin modules.builtin.modinfo modules.order; do
+		[ -e "/lib/modules/$rel/$f" ] && cp "/lib/modules/$rel/$f" "$md/"
+	done
+	cp "$ko" "$md/updates/mqttq.ko" && depmod -b "$root" -a "$rel" &&
+		grep -q '^updates/mqttq\.ko:' "$md/modules.dep"
+}
+
+one_kernel() {
+	local rel=$1 t0=$SECONDS
+	if [ ! -f "$top/build/kmod/$rel/mqttq.ko" ]; then
+		echo "vm: no build/kmod/$rel/mqttq.ko" >"$out/$rel.log"
+		echo 126 >"$out/$rel.rc"
+		return
+	fi
+	if ! depmod_tree "$rel" >"$out/$rel.log" 2>&1; then
+		echo "vm: depmod of $rel failed" >>"$out/$rel.log"
+		echo 126 >"$out/$rel.rc"
+		return
+	fi
+	"$top/tests/vm/run" "$rel" --timeout "$vm_timeout" -- \
+		bash "$top/tests/kselftest/vm-check.sh" "$ksft" >>"$out/$rel.log" 2>&1
+	echo $? >"$out/$rel.rc"
+	echo "vm: $rel stage part took $((SECONDS - t0))s" >>"$out/$rel.log"
+}
+
+echo "# kmod: kernels $*, logs in ${out#"$top"/}/"
+for rel in "$@"; do
+	one_kernel "$rel" &
+done
+wait
+
+n=0
+fail=0
+for rel in "$@"; do
+	echo "# ---- $rel"
+	while IFS= read -r line; do
+		if [[ "$line" =~ ^(not\ )?ok\ [0-9]+\ -\ (.*)$ ]]; then
+			n=$((n + 1))
+			[ -n "${BASH_REMATCH[1]}" ] && fail=1
+			echo "${BASH_REMATCH[1]}ok $n - $rel: ${BASH_REMATCH[2]}"
+		else
+			echo "# $line"
+		fi
+	done <"$out/$rel.log"
+	rc=$(cat "$out/$rel.rc" 2>/dev/null || echo 126)
+	n=$((n + 1))
+	case $rc in
+	0) echo "ok $n - $rel: vm ran to the end, no kernel warning on the console" ;;
+	124) echo "not ok $n - $rel: vm timed out after ${vm_timeout}s"; fail=1 ;;
+	125) echo "not ok $n - $rel: kernel reported a problem (see the vm: lines above)"; fail=1 ;;
+	126) echo "not ok $n - $rel: vm did not run the tests to their end"; fail=1 ;;
+	*) echo "not ok $n - $rel: tests in the vm exited with status $rc"; fail=1 ;;
+	esac
+done
+echo "1..$n"
+exit "$fail"
