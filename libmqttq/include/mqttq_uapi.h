@@ -31,6 +31,17 @@
 #define MQTTQ_FILTER_FD 3  /* set: int BPF_PROG_TYPE_SOCKET_FILTER fd, -1 = remove */
 #define MQTTQ_DISCONNECT 4 /* set: __u8 v5 reason code (0 on 3.1.1): DISCONNECT, end, no linger */
 
+/*
+ * MQTTQ_FILTER_FD program verdicts. The program sees one skb holding the
+ * whole inbound PUBLISH packet from its fixed header at offset 0 (read it
+ * with bpf_skb_load_bytes / ld_abs). 0 = no subscription matches: the
+ * message is acknowledged as the protocol requires, then dropped and
+ * counted in filter_drops. 1..0xfffffffe = the matching filter's id, put
+ * in the record's filter_id. MQTTQ_FILTER_UNDECIDED = deliver, let
+ * userspace match (also used when the kernel could not run the program).
+ */
+#define MQTTQ_FILTER_UNDECIDED 0xffffffffu
+
 /* "Use the module default" (/sys/module/mqttq/parameters/) in a field. */
 #define MQTTQ_DEFAULT 0xffffffffu
 #define MQTTQ_DEFAULT8 0xffu
