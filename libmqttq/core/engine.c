@@ -151,12 +151,14 @@ static u16 pid_after(u16 pid)
 /*
  * A PUBLISH identifier whose slot (pid % nslots) is free and that no
  * SUBSCRIBE holds. Completions are mostly in order, so the first candidate
- * is nearly always it; nslots + MQC_MAX_SUBREQ + 1 candidates cover every
- * slot even across the wrap that skips 0.
+ * is nearly always it. Without a wrap nslots consecutive candidates cover
+ * every slot; the wrap 65535 -> 1 skips 0 and breaks the residue sequence,
+ * so up to nslots before it and nslots after it (plus the few SUBSCRIBE
+ * identifiers) may be needed.
  */
 static u16 pick_pub_pid(struct mqc_session *s)
 {
-	u32 tries = (u32)s->nslots + MQC_MAX_SUBREQ + 1;
+	u32 tries = 2u * s->nslots + MQC_MAX_SUBREQ + 1;
 	u16 pid = s->next_pid;
 
 	while (tries--) {
@@ -174,7 +176,7 @@ static u16 pick_pub_pid(struct mqc_session *s)
 /* A SUBSCRIBE identifier: any value not in flight; it takes no slot. */
 static u16 pick_sub_pid(struct mqc_session *s)
 {
-	u32 tries = (u32)s->nslots + MQC_MAX_SUBREQ + 1;
+	u32 tries = 2u * s->nslots + MQC_MAX_SUBREQ + 1;
 	u16 pid = s->next_pid;
 
 	while (tries--) {
