@@ -27,12 +27,18 @@ static int write_param(const char *name, const char *val)
 	return mqttq_ksft_write_str(path, val);
 }
 
-/* Each test starts from a freshly loaded module, so the defaults are the load-time ones. */
+/* A fresh load, so what a parameter reads is its load-time default. */
 static void reload(struct __test_metadata *_metadata)
 {
 	if (mqttq_ksft_loaded() == 1)
 		ASSERT_EQ(0, mqttq_ksft_sh("modprobe -r mqttq"));
 	ASSERT_EQ(0, mqttq_ksft_sh("modprobe mqttq"));
+}
+
+static void ensure_loaded(struct __test_metadata *_metadata)
+{
+	if (mqttq_ksft_loaded() != 1)
+		ASSERT_EQ(0, mqttq_ksft_sh("modprobe mqttq"));
 }
 
 FIXTURE(range) {
@@ -55,7 +61,7 @@ FIXTURE_VARIANT_ADD(range, max_bytes) {
 
 FIXTURE_SETUP(range)
 {
-	reload(_metadata);
+	ensure_loaded(_metadata);
 	param_path(self->path, sizeof(self->path), variant->name);
 }
 
@@ -75,6 +81,7 @@ TEST_F(range, default_and_mode)
 {
 	struct stat st;
 
+	reload(_metadata);
 	ASSERT_EQ(0, stat(self->path, &st));
 	EXPECT_EQ(0644, st.st_mode & 07777);
 	EXPECT_EQ(variant->def, read_ull(_metadata, self->path));
@@ -158,7 +165,7 @@ FIXTURE_VARIANT_ADD(choice, completion) {
 
 FIXTURE_SETUP(choice)
 {
-	reload(_metadata);
+	ensure_loaded(_metadata);
 	param_path(self->path, sizeof(self->path), variant->name);
 }
 
@@ -179,6 +186,7 @@ TEST_F(choice, default_and_mode)
 {
 	struct stat st;
 
+	reload(_metadata);
 	ASSERT_EQ(0, stat(self->path, &st));
 	EXPECT_EQ(0644, st.st_mode & 07777);
 	expect_choice(_metadata, variant->name, variant->names[0]);
@@ -224,8 +232,7 @@ TEST(no_untested_parameter)
 	unsigned int i, n = 0;
 	DIR *d;
 
-	if (mqttq_ksft_loaded() != 1)
-		ASSERT_EQ(0, mqttq_ksft_sh("modprobe mqttq"));
+	ensure_loaded(_metadata);
 	d = opendir(MQTTQ_PARAMS);
 	ASSERT_NE(NULL, d);
 	while ((de = readdir(d))) {

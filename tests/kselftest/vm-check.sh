@@ -39,7 +39,9 @@ tap $? "the loaded mqttq is the fresh build (srcversion $want)"
 for bin in "$ksft"/*; do
 	[ -f "$bin" ] && [ -x "$bin" ] || continue
 	name=${bin##*/}
-	loaded || modprobe mqttq
+	# Each binary starts from the load-time defaults, whatever the one before it wrote.
+	{ ! loaded || modprobe -r mqttq; } && modprobe mqttq
+	tap $? "$name: mqttq freshly loaded"
 	echo "# kselftest $name"
 	log=$(mktemp)
 	# The harness bounds each test (30 s by default); this bounds a binary that wedges outside one.
