@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0 OR MIT
+# Stage "fault": framing unit test, checker and proxy CLI tests, then fault scenarios against a real mosquitto, as TAP.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+export B=${B:-$top/build}
+bin=$B/tests/fault
+peers=$B/tests/peers
+results=$bin/results.txt
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mqttq-fault-tests.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+t=0 nfail=0
+ok() { t=$((t + 1)); echo "ok $t - $1"; }
+not_ok() { t=$((t + 1)); nfail=$((nfail + 1)); echo "not ok $t - $1"; }
+check() { # check NAME CMD...: passes when CMD exits 0
+	local name=$1
+	shift
+	if "$@" >"$tmp/out" 2>&1; then ok "$name"; else not_ok "$name"; sed 's/^/# /' "$tmp/out"; fi
+}
+rc_is() { # rc_is WANT CMD...
+	local want=$1 rc
+	shift
+	"$@" >"$tmp/rc.out" 2>&1
+	rc=$?
+	[ $rc -eq "$want" ] || { echo "exit $rc, wanted $want"; cat "$tmp/rc.out"; return 1; }
+}
+
+# --- framing parser (C unit test), renumbered into this stage's TAP
+"$bin/test-frame" >"$tmp/frame" 2>&1
+frame_rc=$?
+while read -r line; do
+	case $line in
+	"ok "*) ok "frame: ${line#* - }" ;;
+	"not ok "*) not_ok "frame: ${line#* - }" ;;
+	esac
+done <"$tmp/frame"
+[ $frame_rc -eq 0 ] || { not_ok "frame: test-frame exited $frame_rc"; sed 's/^/# /' "$tmp/frame"; }
+
+# --- exactly-once checker on synthetic logs
+eo=$bin/mqttq-eocheck
+rec() { for s in "$@"; do echo "t/x seq=$s qos=$Q run=k ......"; done; }
+Q=2 rec 0 1 2 3 >"$tmp/q2ok"
+Q=2 rec 0 1 1 2 3 >"$tmp/q2dup"
+Q=2 rec 0 2 3 >"$tmp/q2lost"
+Q=1 rec 0 2 1 1 3 >"$tmp/q1dup"
+Q=1 rec 0 1 3 >"$tmp/q1lost"
+Q=0 rec 0 3 >"$tmp/q0lost"
+Q=0 rec 0 0 1 2 3 >"$tmp/q0dup"
+Q=2 rec 0 1 2 3 9 >"$tmp/q2extra"
+check "eocheck: QoS 2 all delivered once passes" rc_is 0 "$eo" -e 2:4:k "$tmp/q2ok"
+check "eocheck: QoS 2 duplicate fails" rc_is 1 "$eo" -e 2:4:k "$tmp/q2dup"
+check "eocheck: QoS 2 loss fails" rc_is 1 "$eo" -e 2:4:k "$tmp/q2lost"
+check "eocheck: QoS 1 duplicate and reordering pass" rc_is 0 "$eo" -e 1:4:k "$tmp/q1dup"
+check "eocheck: QoS 1 loss fails" rc_is 1 "$eo" -e 1:4:k "$tmp/q1lost"
+check "eocheck: QoS 0 loss passes" rc_is 0 "$eo" -e 0:4:k "$tmp/q0lost"
+check "eocheck: QoS 0 duplicate fails" rc_is 1 "$eo" -e 0:4:k "$tmp/q0dup"
+check "eocheck: a message never sent fails" rc_is 1 "$eo" -e 2:4:k "$tmp/q2extra"
+json=$("$eo" --json -e 1:4:k "$tmp/q1dup")
+check "eocheck: JSON counts sent/received/dup/reordered" \
+	grep -q '"qos":1,"sent":4,"received":5,"unique":4,"lost":0,"dup":1,"reordered":1' <<<"$json"
+printf 'seq=1 qos=2 run=k\nseq=3 qos=2 run=k\n' >"$tmp/sent"
+check "eocheck: --sent file: unsent received seq is unexpected" rc_is 1 "$eo" -s "$tmp/sent" "$tmp/q2ok"
+printf 't seq=1 qos=7 run=k\n' >"$tmp/bad"
+check "eocheck: malformed record is an input error" rc_is 2 "$eo" -e 2:4:k "$tmp/bad"
+Q=2 rec 0 1 2 3 | sed 's/run=k/run=other/' >"$tmp/foreign"
+check "eocheck: other runs' records are ignored, so all count lost" rc_is 1 "$eo" -e 2:4:k "$tmp/foreign"
+
+# --- proxy command line and control
+fp=$bin/mqttq-faultproxy
+for spec in cut cut:after=PUBWHAT cut:after=PUBREC,dir=up cut:after=PUBREC,n=0 stall:ms=x \
+	delay:ms=5,after=PUBLISH bogus:after=PUBLISH; do
+	check "proxy: refuses fault spec '$spec'" rc_is 2 "$fp" --connect 127.0.0.1:1 --fault "$spec" -T 1
+done
+check "proxy: --max-time ends it by itself" rc_is 0 timeout 5 "$fp" --connect 127.0.0.1:1 -T 1 \
+	--fault cut:after=PUBREC,dir=s2c,n=3,conn=2 --fault rst:bytes=99 --fault delay:ms=3
+ctl_test() {
+	local out
+	out=$(printf 'stats\nfault cut:before=PUBREL\nstall 10 c2s\nnope\nquit\n' |
+		timeout 5 "$fp" --connect 127.0.0.1:1 --stdin -T 5 --port-file "$tmp/port" 2>/dev/null)
+	grep -q '^conns=0 live=0 faults=0$' <<<"$out" && [ "$(grep -c '^ok$' <<<"$out")" -eq 3 ] &&
+		grep -q "^error: unknown command 'nope'" <<<"$out" && [ -s "$tmp/port" ]
+}
+check "proxy: stdin commands answer, quit exits, port file written" ctl_test
+sig_test() {
+	local pid rc i
+	"$fp" --connect 127.0.0.1:1 -T 30 --log "$tmp/sig.log" --seed 77 >/dev/null &
+	pid=$!
+	for ((i = 0; i < 50; i++)); do grep -q seed=77 "$tmp/sig.log" 2>/dev/null && break; sleep 0.1; done
+	kill -TERM $pid
+	wait $pid
+	rc=$?
+	[ $rc -eq 0 ] && grep -q 'exit conns=0 faults=0 (signal)' "$tmp/sig.log"
+}
+check "proxy: SIGTERM exits cleanly, seed logged" sig_test
+
+# --- scenarios: publisher -> proxy -> mosquitto -> subscriber, judged by mqttq-eocheck.
+# A client library is a pair of command templates (see scenario.sh); add a library
+# by adding PUB_<lib>/SUB_<lib> and a matrix line at the bottom.
+PUB_mosq="$peers/peer-mosq-pub -h 127.0.0.1 -p @PORT@ -t @TOPIC@ -q @QOS@ -n @N@ -V @V@ -i pub-@RUN@ -c -r @RUN@ -w 20 -W @TIMEOUT@ --json"
+SUB_mosq="$peers/peer-mosq-sub -h 127.0.0.1 -p @BPORT@ -t @TOPIC@ -q @QOS@ -V @V@ -i sub-@RUN@ -c -C @N@ -L 300 -o @OUT@ --ready @READY@ -W @TIMEOUT@"
+PUB_paho="$peers/peer-paho-pub -h 127.0.0.1 -p @PORT@ -t @TOPIC@ -q @QOS@ -n @N@ -V @V@ -i pub-@RUN@ -c -r @RUN@ -w 20 -W @TIMEOUT@ --json"
+SUB_paho="$peers/peer-paho-sub -h 127.0.0.1 -p @BPORT@ -t @TOPIC@ -q @QOS@ -V @V@ -i sub-@RUN@ -c -C @N@ -L 300 -o @OUT@ --ready @READY@ -W @TIMEOUT@"
+
+# Per-library bound on one scenario (seconds); a healthy run takes 1-3 s.
+declare -A TIMEOUT=([mosq]=20 [paho]=10)
+: >"$results"
+# scenario LIB NAME QOS VERSION N [scenario.sh args...]
+scenario() {
+	local lib=$1 name=$2 qos=$3 ver=$4 n=$5 pubv="PUB_$1" subv="SUB_$1" rc res pubjson failed lost dup
+	shift 5
+	bash "$here/scenario.sh" --pub "${!pubv}" --sub "${!subv}" --qos "$qos" -V "$ver" -n "$n" \
+		--timeout "${TIMEOUT[$lib]:-20}" --name "$lib/$name" "$@" >"$tmp/sc.out" 2>&1
+	rc=$?
+	res=$(grep -m1 '^result ' "$tmp/sc.out")
+	pubjson=$(grep -m1 '^pub ' "$tmp/sc.out")
+	echo "lib=$lib ${res#result } rc=$rc" >>"$results"
+	local what="$lib $name qos$qos v$ver"
+	if [ $rc -eq 0 ]; then
+		ok "$what: ${res#result name=* }"
+		return
+	fi
+	failed=$(grep -o '"failed":[0-9]*' <<<"$pubjson" | cut -d: -f2)
+	if [ $rc -eq 1 ] && [ "$lib" = paho ] && [ "${failed:-0}" -gt 0 ]; then
+		# The library itself reported these publishes failed after the cut and did not resume them.
+		ok "$what # SKIP known peer bug: paho MQTTAsync gave up $failed in-flight publishes on connection loss (${res#result name=* })"
+		return
+	fi
+	lost=$(sed -n 's/.* lost=\([0-9]*\) .*/\1/p' <<<"$res")
+	dup=$(sed -n 's/.* dup=\([0-9]*\) .*/\1/p' <<<"$res")
+	if [ $rc -eq 1 ] && [ "$name" = broker-restart ] && [ "$qos" = 2 ] && [ "${lost:-1}" -eq 0 ] &&
+		[ "${dup:-0}" -gt 0 ]; then
+		# Seen with libmosquitto and paho subscribers alike: the duplicates are on the
+		# broker->subscriber leg, re-sent by mosquitto after restoring its persistence file.
+		ok "$what # SKIP known peer bug: mosquitto 2.0.11 re-sends completed QoS 2 messages to the subscriber after a persistent restart (${res#result name=* })"
+		return
+	fi
+	not_ok "$what: ${res#result name=* }"
+	sed 's/^/# /' "$tmp/sc.out"
+}
+
+matrix() { # matrix LIB N CUTN full|short
+	local lib=$1 n=$2 k=$3 v
+	for v in 311 5; do
+		if [ "$4" = short ]; then
+			scenario "$lib" cut-after-PUBLISH 1 $v "$n" --fault "cut:after=PUBLISH,dir=c2s,n=$k,conn=all"
+			scenario "$lib" cut-after-PUBREC 2 $v "$n" --fault "cut:after=PUBREC,dir=s2c,n=$k,conn=all"
+			scenario "$lib" cut-after-PUBREL 2 $v "$n" --fault "cut:after=PUBREL,dir=c2s,n=$k,conn=all"
+			scenario "$lib" cut-mid-packet-c2s 2 $v "$n" --fault "cut:bytes=$((k * 100 + 41)),dir=c2s,conn=all"
+			scenario "$lib" cut-after-PUBLISH 0 $v "$n" --fault "cut:after=PUBLISH,dir=c2s,n=$k,conn=all"
+			scenario "$lib" broker-restart 2 $v "$n" --restart-broker 100
+			continue
+		fi
+		scenario "$lib" cut-after-PUBLISH 1 $v "$n" --fault "cut:after=PUBLISH,dir=c2s,n=$k,conn=all"
+		scenario "$lib" cut-before-PUBACK 1 $v "$n" --fault "cut:before=PUBACK,dir=s2c,n=$k,conn=all"
+		scenario "$lib" cut-after-PUBACK 1 $v "$n" --fault "cut:after=PUBACK,dir=s2c,n=$k,conn=all"
+		scenario "$lib" rst-after-PUBLISH 1 $v "$n" --fault "rst:after=PUBLISH,dir=c2s,n=$k,conn=all"
+		scenario "$lib" cut-mid-packet 1 $v "$n" --fault "cut:bytes=$((k * 90 + 37)),dir=c2s,conn=all"
+		scenario "$lib" cut-after-PUBLISH 2 $v "$n" --fault "cut:after=PUBLISH,dir=c2s,n=$k,conn=all"
+		scenario "$lib" cut-after-PUBREC 2 $v "$n" --fault "cut:after=PUBREC,dir=s2c,n=$k,conn=all"
+		scenario "$lib" cut-before-PUBREC 2 $v "$n" --fault "cut:before=PUBREC,dir=s2c,n=$k,conn=all"
+		scenario "$lib" cut-after-PUBREL 2 $v "$n" --fault "cut:after=PUBREL,dir=c2s,n=$k,conn=all"
+		scenario "$lib" cut-after-PUBCOMP 2 $v "$n" --fault "cut:after=PUBCOMP,dir=s2c,n=$k,conn=all"
+		scenario "$lib" rst-after-PUBREL 2 $v "$n" --fault "rst:after=PUBREL,dir=c2s,n=$k,conn=all"
+		scenario "$lib" cut-mid-packet-c2s 2 $v "$n" --fault "cut:bytes=$((k * 100 + 41)),dir=c2s,conn=all"
+		scenario "$lib" cut-mid-packet-s2c 2 $v "$n" --fault "cut:bytes=$((k * 8 + 2)),dir=s2c,conn=all"
+		scenario "$lib" stall-and-rst-cmd 2 $v "$n" --cmd-after "50 stall 300 s2c" --cmd-after "150 rst"
+		scenario "$lib" delay-and-cuts 2 $v "$n" --fault "delay:ms=2,conn=all" \
+			--fault "cut:after=PUBREC,dir=s2c,n=$k,conn=all"
+		scenario "$lib" random-seed-42 2 $v "$n" --seed 42 --rate 0.002 --max-faults 8
+		scenario "$lib" cut-after-PUBLISH 0 $v "$n" --fault "cut:after=PUBLISH,dir=c2s,n=$k,conn=all"
+		scenario "$lib" broker-restart 1 $v "$n" --restart-broker 100
+		scenario "$lib" broker-restart 2 $v "$n" --restart-broker 100
+	done
+}
+
+command -v mosquitto >/dev/null || { not_ok "mosquitto not installed (scripts/deps.sh)"; exit 1; }
+matrix mosq 2000 300 full
+matrix paho 1000 400 short
+
+echo "# results in $results"
+echo "1..$t"
+[ $nfail -eq 0 ]
