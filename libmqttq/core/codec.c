@@ -278,10 +278,15 @@ static int prop_read(struct rd *r, struct mqc_prop *out)
 	u8 v8 = 0;
 	int err;
 
-	err = rd_varint(r, &id);
+	/*
+	 * The identifier is a Variable Byte Integer, but every defined one is
+	 * below 128: a continuation bit means an unknown or non-minimal id.
+	 */
+	err = rd_u8(r, &v8);
 	if (err)
 		return err;
-	d = pdesc_of(id);
+	id = v8;
+	d = (id & 0x80) ? NULL : pdesc_of(id);
 	if (!d)
 		return -MQC_E_PROP_UNKNOWN;
 	out->id = (u8)id;
