@@ -249,7 +249,8 @@ static __always_inline __u32 match_slot(struct __sk_buff *skb, __u32 slot)
 	s = bpf_map_lookup_elem(&mqf_scratch, &slot);
 	if (!s)
 		return MQF_UNDECIDED;
-	if (bpf_skb_load_bytes(skb, pos, s->topic, tlen))
+	/* Same value, but a range of 1..256 even to the 6.1 verifier, which loses tlen != 0. */
+	if (bpf_skb_load_bytes(skb, pos, s->topic, ((tlen - 1) & (MQF_TOPIC_MAX - 1)) + 1))
 		return MQF_NOT_PUBLISH;
 
 	/* Hash every level once; the walk then costs lookups only. */

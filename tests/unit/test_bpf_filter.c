@@ -520,6 +520,9 @@ static struct mqf_set *load_random(struct mqf_mgr *m, size_t nfilters, uint32_t 
 
 static void test_differential(struct mqf_mgr *m)
 {
+	/* The VM stage (TCG, ~25x slower) asks for fewer. */
+	size_t ntopics = getenv("MQF_DIFF_TOPICS") ? strtoul(getenv("MQF_DIFF_TOPICS"), NULL, 0) :
+						     100000;
 	struct mqf_set *ref = load_random(m, 1000, 1);
 	struct diff_counts c;
 	double t0;
@@ -531,15 +534,15 @@ static void test_differential(struct mqf_mgr *m)
 		return;
 	}
 	t0 = now();
-	diff_run(m, ref, 100000, &c);
+	diff_run(m, ref, ntopics, &c);
 	diag("differential: %zu topics in %.1fs: %zu matched, %zu unmatched, undecided %zu "
 	     "(over %d bytes) + %zu (over %d levels) + %zu (over %d visited nodes), %zu disagree",
 	     c.runs, now() - t0, c.matched, c.unmatched, c.und_len, MQF_TOPIC_MAX, c.und_lev,
 	     MQF_LEVELS_MAX, c.und_walk, MQF_QUEUE_MAX, c.disagree);
-	tap(c.disagree == 0 && c.runs == 100000,
-	    "differential: 100000 random topics x 1000 random filters, program == reference");
+	tap(c.disagree == 0 && c.runs == ntopics && ntopics >= 10000,
+	    "differential: %zu random topics x 1000 random filters, program == reference", ntopics);
 	/* Both outcomes must be common, or the comparison above proves little. */
-	tap(c.matched > 5000 && c.unmatched > 5000 && c.und_len > 0 && c.und_lev > 0,
+	tap(c.matched > ntopics / 20 && c.unmatched > ntopics / 20 && c.und_len > 0 && c.und_lev > 0,
 	    "differential: the random topics exercise matches, misses and both limits");
 	unload(m, ref);
 	mqf_set_free(ref);
