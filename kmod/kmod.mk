@@ -4,7 +4,9 @@
 #   make                      every kernel with headers in /lib/modules/*/build
 #                             (only the running one if its headers exist)
 #   make KDIR=/lib/modules/REL/build   just that kernel
-#   make install-kmod [DESTDIR=...]    into /lib/modules/<rel>/updates + depmod
+#   make install-kmod [DESTDIR=...]    into /lib/modules/<rel>/updates + depmod (with DESTDIR
+#                             only if it holds that kernel's modules: a partial index would
+#                             shadow the target's own)
 #   make checkpatch           scripts/checkpatch.pl from linux-source-6.1 on kmod/
 #
 # The module tree is build/kmod even under SAN=1: the sanitizers are userspace only.
@@ -57,7 +59,9 @@ install-kmod: $(KMOD_KOS)
 	@set -e; for r in $(KMOD_RELS); do \
 		install -D -m 0644 $(KMOD_B)/$$r/mqttq.ko $(DESTDIR)/lib/modules/$$r/updates/mqttq.ko; \
 		echo "  INSTALL $(DESTDIR)/lib/modules/$$r/updates/mqttq.ko"; \
-		if [ -n "$(DESTDIR)" ]; then depmod -b "$(DESTDIR)" -a $$r; else depmod -a $$r; fi; \
+		if [ -z "$(DESTDIR)" ]; then depmod -a $$r; \
+		elif [ -f "$(DESTDIR)/lib/modules/$$r/modules.order" ]; then depmod -b "$(DESTDIR)" -a $$r; \
+		else echo "  (DESTDIR has no modules of $$r: run 'depmod -a $$r' on the target)"; fi; \
 	done
 
 # Kernel files the build borrows, taken from the Debian source tarball at build time.
