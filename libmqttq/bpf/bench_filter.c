@@ -23,8 +23,8 @@ int main(void)
 	/* 1000 filters shaped like a gateway's: site/room/device/+ and a few '#'. */
 	for (i = 0; i < 1000; i++) {
 		int n = i % 10 == 0 ? sprintf(f, "factory/line%u/#", i) :
-			i % 3 ? sprintf(f, "home/room%u/sensor/+", i) :
-				sprintf(f, "+/dev%u/status", i);
+			i % 3	    ? sprintf(f, "home/room%u/sensor/+", i) :
+				      sprintf(f, "+/dev%u/status", i);
 
 		if (mqf_add(m, f, (size_t)n, i + 1))
 			return 1;

@@ -19,17 +19,17 @@
 struct mqf_mgr {
 	struct topic_filter_bpf *skel;
 	int nodes_fd, active_fd, sock_fd, state_fd, prog_fd;
-	int sync_fd, sync_inner_fd;	/* map-in-map whose update waits for an RCU grace period */
-	unsigned int active;		/* generation programs read */
+	int sync_fd, sync_inner_fd; /* map-in-map whose update waits for an RCU grace period */
+	unsigned int active; /* generation programs read */
 	struct mqf_set *staged;
 	struct mqf_set *committed;
-	pthread_mutex_t lock;		/* guards committed against mqf_match */
-	struct mqf_key *keys[2];	/* what each generation holds in the map, to delete it */
+	pthread_mutex_t lock; /* guards committed against mqf_match */
+	struct mqf_key *keys[2]; /* what each generation holds in the map, to delete it */
 	size_t nkeys[2];
 	size_t user_only;
 	bool sk_attached;
-	int socks[MQF_SOCK_MAX];	/* fd in each sockmap slot, -1 if free */
-	__u64 cookies[MQF_SOCK_MAX];	/* its socket cookie, the key of its framing state */
+	int socks[MQF_SOCK_MAX]; /* fd in each sockmap slot, -1 if free */
+	__u64 cookies[MQF_SOCK_MAX]; /* its socket cookie, the key of its framing state */
 };
 
 static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -148,7 +148,7 @@ struct build {
 	struct mqf_key *keys;
 	struct mqf_node *vals;
 	size_t n, cap;
-	uint32_t *slot;		/* open-addressing index into keys, 0 = empty, else index + 1 */
+	uint32_t *slot; /* open-addressing index into keys, 0 = empty, else index + 1 */
 	size_t nslot;
 	size_t user_only;
 };
@@ -207,7 +207,7 @@ static void level_key(struct mqf_key *k, unsigned int gen, uint32_t parent, cons
 static void add_filter(struct build *b, unsigned int gen, const char *f, size_t len, uint32_t id)
 {
 	bool hash = f[len - 1] == '#';
-	bool body = !(len == 1 && hash);	/* "#" alone has no level before the '#' */
+	bool body = !(len == 1 && hash); /* "#" alone has no level before the '#' */
 	size_t blen = hash ? (body ? len - 2 : 0) : len;
 	size_t cur = 0, i = 0, e, levels = body;
 
@@ -411,7 +411,7 @@ int mqf_run_repeat(struct mqf_mgr *m, const void *pkt, size_t len, unsigned int 
 			return -ENOMEM;
 	}
 	memset(buf, 0, 12);
-	buf[12] = 0x88;	/* local experimental ethertype: nothing parses it */
+	buf[12] = 0x88; /* local experimental ethertype: nothing parses it */
 	buf[13] = 0xb5;
 	memcpy(buf + 14, pkt, len);
 	o.data_in = buf;

@@ -66,9 +66,9 @@ MQF_HIDDEN int mqf_sock_attach(struct mqf_mgr *m, int sockfd);
 MQF_HIDDEN int mqf_sock_detach(struct mqf_mgr *m, int sockfd);
 
 struct mqf_stats {
-	size_t filters;		/* committed */
-	size_t nodes;		/* trie entries of the active generation */
-	size_t user_only;	/* committed filters too deep for the program (see docs/filter.md) */
+	size_t filters; /* committed */
+	size_t nodes; /* trie entries of the active generation */
+	size_t user_only; /* committed filters too deep for the program (see docs/filter.md) */
 };
 
 MQF_HIDDEN void mqf_get_stats(struct mqf_mgr *m, struct mqf_stats *st);

@@ -69,7 +69,7 @@ struct walk {
 	__u32 head;
 	__u32 tail;
 	__u32 best;
-	__u32 verdict;	/* 0 while the walk can still decide */
+	__u32 verdict; /* 0 while the walk can still decide */
 	__u32 dollar;
 };
 
@@ -153,7 +153,7 @@ static long walk_step(__u32 iter, void *ctx)
 struct hash {
 	__u32 slot;
 	__u32 tlen;
-	__u32 pos;	/* first byte of the next level; tlen + 1 once done */
+	__u32 pos; /* first byte of the next level; tlen + 1 once done */
 	__u32 nlev;
 	__u32 verdict;
 };
@@ -169,7 +169,7 @@ static long hash_level(__u32 iter, void *ctx)
 	if (start > h->tlen)
 		return 1;
 	if (n >= MQF_LEVELS_MAX)
-		return 1;	/* the caller sees pos <= tlen: too many levels */
+		return 1; /* the caller sees pos <= tlen: too many levels */
 	s = bpf_map_lookup_elem(&mqf_scratch, &h->slot);
 	if (!s) {
 		h->verdict = MQF_UNDECIDED;
@@ -260,7 +260,7 @@ static __always_inline __u32 match_slot(struct __sk_buff *skb, __u32 slot)
 	if (h.verdict)
 		return h.verdict;
 	if (h.pos <= tlen)
-		return MQF_UNDECIDED;	/* more levels than MQF_LEVELS_MAX */
+		return MQF_UNDECIDED; /* more levels than MQF_LEVELS_MAX */
 	w.nlev = h.nlev;
 	w.dollar = s->topic[0] == '$';
 
@@ -328,7 +328,7 @@ int mqf_topic_filter(struct __sk_buff *skb)
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MQF_SOCK_MAX);
-	__type(key, __u64);	/* socket cookie */
+	__type(key, __u64); /* socket cookie */
 	__type(value, struct mqf_sock_state);
 } mqf_sock_state SEC(".maps");
 
@@ -355,7 +355,7 @@ static long frame_step(__u32 iter, void *ctx)
 	if (f->pos >= f->len)
 		return 1;
 	if (!f->st.in_hdr) {
-		f->pos++;	/* type and flags */
+		f->pos++; /* type and flags */
 		f->st.in_hdr = 1;
 		f->st.hpos = 0;
 		f->st.rl = 0;
@@ -403,7 +403,7 @@ int mqf_stream_verdict(struct __sk_buff *skb)
 	/* Small frames could fill a 64 KiB skb; each step is one frame. */
 	bpf_loop(1 << 16, frame_step, &f, 0);
 	if (f.pos < f.len)
-		f.st.broken = 1;	/* more frames than steps: framing lost */
+		f.st.broken = 1; /* more frames than steps: framing lost */
 	*st = f.st;
 	if (!aligned || f.frames != 1 || f.st.carry || f.st.in_hdr || f.st.broken)
 		return SK_PASS;

@@ -88,7 +88,7 @@ struct mqf_entry {
 };
 
 struct mqf_set {
-	struct mqf_entry *e;	/* sorted by id, so the first match is the lowest */
+	struct mqf_entry *e; /* sorted by id, so the first match is the lowest */
 	size_t n, cap;
 };
 
@@ -186,8 +186,7 @@ size_t mqf_set_count(const struct mqf_set *set)
 	return set ? set->n : 0;
 }
 
-int mqf_set_get(const struct mqf_set *set, size_t i, const char **filter, size_t *len,
-		uint32_t *id)
+int mqf_set_get(const struct mqf_set *set, size_t i, const char **filter, size_t *len, uint32_t *id)
 {
 	if (!set || i >= set->n)
 		return -ENOENT;

@@ -191,8 +191,8 @@ static void test_lowest(struct mqf_mgr *m)
 	static const struct {
 		const char *f;
 		uint32_t id;
-	} fs[] = { { "#", 50 }, { "a/#", 40 }, { "a/+", 30 }, { "a/b", 20 }, { "+/b", 25 },
-		   { "a/b", 60 }, { "$SYS/#", 70 }, { "+/+/c", 15 } };
+	} fs[] = { { "#", 50 },	  { "a/#", 40 }, { "a/+", 30 },	   { "a/b", 20 },
+		   { "+/b", 25 }, { "a/b", 60 }, { "$SYS/#", 70 }, { "+/+/c", 15 } };
 	size_t i;
 	bool ok = true;
 	struct mqf_stats st;
@@ -312,8 +312,8 @@ static void test_malformed(struct mqf_mgr *m)
 }
 
 /* Random topics and filters over a small vocabulary, so that they often meet. */
-static const char *const vocab[] = { "a", "b", "c", "sport", "tennis", "", "$SYS", "$x", "A",
-				     "x y", "\xc3\xa4", "ab", "d", "$e", "F" };
+static const char *const vocab[] = { "a", "b",	 "c",	     "sport", "tennis", "",   "$SYS", "$x",
+				     "A", "x y", "\xc3\xa4", "ab",    "d",	"$e", "F" };
 #define NVOCAB (sizeof(vocab) / sizeof(vocab[0]))
 
 static size_t rand_topic(char *t, size_t cap, size_t *levels)
@@ -322,12 +322,12 @@ static size_t rand_topic(char *t, size_t cap, size_t *levels)
 	uint32_t kind = rnd(1000);
 
 	if (kind < 10)
-		nl = MQF_LEVELS_MAX - 2 + rnd(6);	/* around the level limit */
+		nl = MQF_LEVELS_MAX - 2 + rnd(6); /* around the level limit */
 	for (i = 0; i < nl && n + 300 < cap; i++) {
 		if (i)
 			t[n++] = '/';
 		if (kind >= 10 && kind < 20 && i == 0) {
-			size_t len = MQF_TOPIC_MAX - 8 + rnd(16);	/* around the byte limit */
+			size_t len = MQF_TOPIC_MAX - 8 + rnd(16); /* around the byte limit */
 
 			memset(t + n, 'z', len);
 			n += len;
@@ -337,7 +337,7 @@ static size_t rand_topic(char *t, size_t cap, size_t *levels)
 	}
 	*levels = i;
 	if (n == 0)
-		t[n++] = 'a';	/* "" is an alias, not a topic; see test_spec */
+		t[n++] = 'a'; /* "" is an alias, not a topic; see test_spec */
 	return n;
 }
 
@@ -363,7 +363,7 @@ static size_t rand_filter(char *f)
 			n += (size_t)sprintf(f + n, "%s", vocab[rnd(FVOCAB)]);
 	}
 	if (n == 0)
-		f[n++] = '+';	/* "" is no filter */
+		f[n++] = '+'; /* "" is no filter */
 	if (rnd(4) == 0)
 		n += (size_t)sprintf(f + n, "/#");
 	return n;
@@ -543,7 +543,8 @@ static void test_walk_limit(struct mqf_mgr *m)
 		n += (size_t)sprintf(f + n, "z");
 		ok &= mqf_add(m, f, n, bits + 1) == 0 && mqf_set_add(ref, f, n, bits + 1) == 0;
 	}
-	ok &= mqf_add(m, "a/a/a/a/a/a/#", 13, 100) == 0 && mqf_set_add(ref, "a/a/a/a/a/a/#", 13, 100) == 0;
+	ok &= mqf_add(m, "a/a/a/a/a/a/#", 13, 100) == 0 &&
+	      mqf_set_add(ref, "a/a/a/a/a/a/#", 13, 100) == 0;
 	ok &= mqf_commit(m) == 0;
 	ok &= walk_overflows(m, ref, "a/a/a/a/a/a/z", 13);
 	ok &= bpf_match_s(m, "a/a/a/a/a/a/z") == MQF_UNDECIDED;
@@ -573,7 +574,7 @@ static void test_garbage(struct mqf_mgr *m)
 			for (j = 0; j < n; j++)
 				b[j] = (uint8_t)rnd(256);
 			if (i % 4 == 1)
-				b[0] = (uint8_t)(0x30 | (b[0] & 0x0f));	/* PUBLISH type, odd rest */
+				b[0] = (uint8_t)(0x30 | (b[0] & 0x0f)); /* PUBLISH type, odd rest */
 		} else {
 			n = mkpub(b, rnd(3), "a/b/c", 5, rnd(200));
 			b[rnd((uint32_t)n)] = (uint8_t)rnd(256);
@@ -638,7 +639,8 @@ static void test_differential(struct mqf_mgr *m)
 	tap(c.disagree == 0 && c.runs == ntopics && ntopics >= 10000,
 	    "differential: %zu random topics x 1000 random filters, program == reference", ntopics);
 	/* Both outcomes must be common, or the comparison above proves little. */
-	tap(c.matched > ntopics / 20 && c.unmatched > ntopics / 20 && c.und_len > 0 && c.und_lev > 0,
+	tap(c.matched > ntopics / 20 && c.unmatched > ntopics / 20 && c.und_len > 0 &&
+		    c.und_lev > 0,
 	    "differential: the random topics exercise matches, misses and both limits");
 	unload(m, ref);
 	mqf_set_free(ref);
@@ -662,8 +664,8 @@ static void test_10k(struct mqf_mgr *m)
 		return;
 	}
 	diff_run(m, ref, 5000, &c);
-	tap(c.disagree == 0, "10000 filters: 5000 random topics agree with the reference (%zu matched)",
-	    c.matched);
+	tap(c.disagree == 0,
+	    "10000 filters: 5000 random topics agree with the reference (%zu matched)", c.matched);
 	unload(m, ref);
 	mqf_set_free(ref);
 }
@@ -693,7 +695,8 @@ static void test_nospace(void)
 		mqf_remove(small, 10 + (uint32_t)i);
 	ok &= mqf_add(small, "n/7", 3, 2) == 0 && mqf_commit(small) == 0;
 	ok &= bpf_match_s(small, "n/7") == 2 && bpf_match_s(small, "keep") == 1;
-	tap(ok, "a commit that does not fit fails with -ENOSPC and leaves the active set (%d)", err);
+	tap(ok, "a commit that does not fit fails with -ENOSPC and leaves the active set (%d)",
+	    err);
 	mqf_close(small);
 }
 
@@ -848,7 +851,7 @@ static ssize_t read_all(int fd, uint8_t *buf, size_t cap, size_t want)
 struct frame {
 	uint8_t b[400];
 	size_t n;
-	bool drop;	/* when it arrives alone in a segment */
+	bool drop; /* when it arrives alone in a segment */
 };
 
 static size_t frames_init(struct frame *fr)
@@ -907,8 +910,10 @@ static void test_sockmap(struct mqf_mgr *m)
 	}
 	got = read_all(srv, in, sizeof(in), nw);
 	ok &= got == (ssize_t)nw && !memcmp(in, want, nw);
-	tap(ok, "sockmap: unmatched QoS 0 PUBLISH dropped; matched, QoS 1/2, PINGREQ, undecided "
-		"passed (%zd of %zu bytes, want %zu)", got, na, nw);
+	tap(ok,
+	    "sockmap: unmatched QoS 0 PUBLISH dropped; matched, QoS 1/2, PINGREQ, undecided "
+	    "passed (%zd of %zu bytes, want %zu)",
+	    got, na, nw);
 
 	/* Several packets in one segment cannot be split: all pass. */
 	ok = send(cli, all, na, 0) == (ssize_t)na;

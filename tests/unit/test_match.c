@@ -20,7 +20,8 @@ static void test_spec_cases(void **state)
 
 	for (i = 0; i < MQF_NCASES; i++) {
 		const struct mqf_case *c = &mqf_cases[i];
-		bool got = mqf_topic_matches(c->filter, strlen(c->filter), c->topic, strlen(c->topic));
+		bool got =
+			mqf_topic_matches(c->filter, strlen(c->filter), c->topic, strlen(c->topic));
 
 		if (got != c->match)
 			fail_msg("filter \"%s\" topic \"%s\": got %d want %d", c->filter, c->topic,
@@ -49,8 +50,10 @@ static void test_bad_filters(void **state)
 
 static void test_good_filters(void **state)
 {
-	static const char *const good[] = { "#", "+", "a", "/", "//", "+/+", "/+", "a/#", "+/#",
-					     "a/+/b", "$SYS/#", "a b", "+/+/#", "a//#" };
+	static const char *const good[] = {
+		"#",   "+",   "a",     "/",	 "//",	"+/+",	 "/+",
+		"a/#", "+/#", "a/+/b", "$SYS/#", "a b", "+/+/#", "a//#"
+	};
 	size_t i;
 
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
