@@ -42,8 +42,8 @@ MQF_HIDDEN int mqf_prog_fd(const struct mqf_mgr *m);
 
 /*
  * Runs the program once (or @repeat times) on one whole MQTT packet by
- * BPF_PROG_TEST_RUN. *@ret is a filter id, MQF_NO_MATCH, MQF_UNDECIDED or
- * MQF_NOT_PUBLISH; *@ns (may be NULL) the kernel's mean time per run.
+ * BPF_PROG_TEST_RUN. *@ret is a filter id, MQF_NO_MATCH or MQF_UNDECIDED;
+ * *@ns (may be NULL) the kernel's mean time per run.
  */
 MQF_HIDDEN int mqf_run(struct mqf_mgr *m, const void *pkt, size_t len, uint32_t *ret);
 MQF_HIDDEN int mqf_run_repeat(struct mqf_mgr *m, const void *pkt, size_t len, unsigned int repeat,

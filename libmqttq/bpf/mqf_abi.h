@@ -15,10 +15,15 @@
 #define MQF_NEST_MAX 4 /* runs of the program interrupting each other on one CPU */
 #define MQF_SOCK_MAX 64 /* sockets in the sockmap */
 
-/* Program return values besides a filter id (1..MQF_ID_MAX in match.h). */
+/*
+ * Program return values besides a filter id (1..MQF_ID_MAX in match.h); the
+ * same as the module's uapi (MQTTQ_FILTER_UNDECIDED). A packet that is not a
+ * well-formed PUBLISH (other type, QoS 3, 5-byte length, topic longer than
+ * the packet, '+', '#' or NUL in the topic) is undecided too: its receiver's
+ * own parser deals with it.
+ */
 #define MQF_NO_MATCH 0u
-#define MQF_UNDECIDED 0xffffffffu /* over the limits: match in userspace */
-#define MQF_NOT_PUBLISH 0xfffffffeu /* not a well-formed PUBLISH: handle as usual */
+#define MQF_UNDECIDED 0xffffffffu /* over the limits or malformed: match in userspace */
 
 /* Key kinds of struct mqf_key. */
 #define MQF_K_LEVEL 0 /* child of @parent for a literal level */

@@ -185,7 +185,7 @@ static long hash_level(__u32 iter, void *ctx)
 		if (c == '/')
 			break;
 		if (c == '+' || c == '#' || c == 0) {
-			h->verdict = MQF_NOT_PUBLISH;
+			h->verdict = MQF_UNDECIDED;
 			return 1;
 		}
 		h1 = MQF_H1_STEP(h1, c);
@@ -218,29 +218,29 @@ static __always_inline __u32 match_slot(struct __sk_buff *skb, __u32 slot)
 	__u8 b, tl[2];
 
 	if (load_byte(skb, 0, &b))
-		return MQF_NOT_PUBLISH;
+		return MQF_UNDECIDED;
 	if ((b >> 4) != 3)
-		return MQF_NOT_PUBLISH;
+		return MQF_UNDECIDED;
 	qos = (b >> 1) & 3;
 	if (qos == 3)
-		return MQF_NOT_PUBLISH;
+		return MQF_UNDECIDED;
 	for (i = 0; i < 4; i++) {
 		if (load_byte(skb, pos, &b))
-			return MQF_NOT_PUBLISH;
+			return MQF_UNDECIDED;
 		rl |= (__u32)(b & 0x7f) << (7 * i);
 		pos++;
 		if (!(b & 0x80))
 			break;
 	}
 	if (b & 0x80)
-		return MQF_NOT_PUBLISH;
+		return MQF_UNDECIDED;
 	if (pos + rl > skb->len)
-		return MQF_NOT_PUBLISH;
+		return MQF_UNDECIDED;
 	if (bpf_skb_load_bytes(skb, pos, tl, 2))
-		return MQF_NOT_PUBLISH;
+		return MQF_UNDECIDED;
 	tlen = ((__u32)tl[0] << 8) | tl[1];
 	if (2 + tlen + (qos ? 2 : 0) > rl)
-		return MQF_NOT_PUBLISH;
+		return MQF_UNDECIDED;
 	pos += 2;
 	/* Empty: an MQTT 5 topic alias, which only userspace can resolve. */
 	if (tlen == 0 || tlen > MQF_TOPIC_MAX)
@@ -251,7 +251,7 @@ static __always_inline __u32 match_slot(struct __sk_buff *skb, __u32 slot)
 		return MQF_UNDECIDED;
 	/* Same value, but a range of 1..256 even to the 6.1 verifier, which loses tlen != 0. */
 	if (bpf_skb_load_bytes(skb, pos, s->topic, ((tlen - 1) & (MQF_TOPIC_MAX - 1)) + 1))
-		return MQF_NOT_PUBLISH;
+		return MQF_UNDECIDED;
 
 	/* Hash every level once; the walk then costs lookups only. */
 	h.slot = slot;
