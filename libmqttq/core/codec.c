@@ -687,10 +687,36 @@ static int dec_codes(u8 type, struct rd *r, struct mqc_packet *out, u8 v)
 	return n ? 0 : -MQC_E_PROTOCOL;
 }
 
+static void clear_member(struct mqc_packet *out)
+{
+	switch (out->type) {
+	case MQC_CONNECT:
+		mqc_memset(&out->connect, 0, sizeof(out->connect));
+		break;
+	case MQC_CONNACK:
+		mqc_memset(&out->connack, 0, sizeof(out->connack));
+		break;
+	case MQC_PUBLISH:
+		mqc_memset(&out->publish, 0, sizeof(out->publish));
+		break;
+	case MQC_SUBSCRIBE:
+	case MQC_UNSUBSCRIBE:
+		out->sub.n = 0;
+		break;
+	case MQC_SUBACK:
+	case MQC_UNSUBACK:
+		out->suback.n = 0;
+		break;
+	default:
+		break;
+	}
+}
+
 static int dec_body(u8 v, struct rd *r, struct mqc_packet *out)
 {
 	int err;
 
+	clear_member(out);
 	switch (out->type) {
 	case MQC_CONNECT:
 		return dec_connect(r, out);
@@ -757,7 +783,16 @@ int mqc_decode(u8 version, const u8 *pkt, u32 len, u32 max, struct mqc_packet *o
 
 	if (version != MQC_V311 && version != MQC_V5)
 		return -EINVAL;
-	mqc_memset(out, 0, sizeof(*out));
+	/*
+	 * Not the whole packet: it is ~1.6 KiB and decoding is per message.
+	 * The head, the property summary and the member for the type are
+	 * cleared; property fields are valid where props.present says.
+	 */
+	out->type = out->flags = out->reason = 0;
+	out->pid = 0;
+	out->props.present = 0;
+	out->props.raw.p = NULL;
+	out->props.raw.len = 0;
 	if (len < 2)
 		return -MQC_E_SHORT;
 	n = mqc_varint_get(pkt + 1, len - 1, &rl);
@@ -787,10 +822,16 @@ int mqc_decode(u8 version, const u8 *pkt, u32 len, u32 max, struct mqc_packet *o
 
 /* ---- encoding ------------------------------------------------------------- */
 
-/* A writer that only counts when p is NULL, so every packet is sized by the same code. */
+/*
+ * A writer that only counts when p is NULL, so every packet is sized by the
+ * same code. The counting pass records each property block's length (a
+ * CONNECT has two) for the writing pass, which then need not size it again.
+ */
 struct wr {
 	u8 *p;
 	u32 pos;
+	u32 plen[2];
+	u32 np;
 };
 
 static void w_bytes(struct wr *w, const void *s, u32 n)
@@ -842,6 +883,7 @@ static bool props_empty(const struct mqc_props *pr, u32 nuser, u16 alias)
 static int w_props_body(struct wr *w, const struct mqc_props *pr, const struct mqc_user_prop *u,
 			u32 nuser, u16 alias, u8 where)
 {
+	u64 bits;
 	u32 id, i;
 	int err = 0;
 
@@ -849,14 +891,16 @@ static int w_props_body(struct wr *w, const struct mqc_props *pr, const struct m
 		w_bytes(w, pr->raw.p, pr->raw.len);
 		return 0;
 	}
-	for (id = 1; pr && id < 0x2b && !err; id++) {
-		const struct pdesc *d = pdesc_of(id);
+	bits = pr ? pr->present & ~(1ull << MQC_P_USER_PROPERTY) : 0;
+	if (alias)
+		bits &= ~(1ull << MQC_P_TOPIC_ALIAS);
+	while (bits && !err) {
+		const struct pdesc *d;
 		struct mqc_prop v = { 0 };
 
-		if (!(pr->present & (1ull << id)) || id == MQC_P_USER_PROPERTY)
-			continue;
-		if (id == MQC_P_TOPIC_ALIAS && alias)
-			continue;
+		id = (u32)__builtin_ctzll(bits);
+		bits &= bits - 1;
+		d = pdesc_of(id);
 		if (!d || !(d->where & MQC_BIT(where)))
 			return -EINVAL;
 		/* reuse the decoder's store to find the field: read it back */
@@ -922,15 +966,25 @@ static int w_props_body(struct wr *w, const struct mqc_props *pr, const struct m
 static int w_props(struct wr *w, const struct mqc_props *pr, const struct mqc_user_prop *u,
 		   u32 nuser, u16 alias, u8 where)
 {
-	struct wr m = { NULL, 0 };
-	int err = w_props_body(&m, pr, u, nuser, alias, where);
+	struct wr m = { NULL, 0, { 0, 0 }, 0 };
+	u32 len;
+	int err;
 
+	if (w->np >= 2)
+		return -EINVAL;
+	if (w->p) {
+		len = w->plen[w->np++];
+		w_varint(w, len);
+		return w_props_body(w, pr, u, nuser, alias, where);
+	}
+	err = w_props_body(&m, pr, u, nuser, alias, where);
 	if (err)
 		return err;
 	if (m.pos > MQC_RL_MAX)
 		return -EINVAL;
-	w_varint(w, m.pos);
-	return w_props_body(w, pr, u, nuser, alias, where);
+	w->plen[w->np++] = m.pos;
+	w->pos += varint_size(m.pos) + m.pos;
+	return 0;
 }
 
 static int w_connect(struct wr *w, const struct mqc_connect *c)
@@ -1123,7 +1177,7 @@ static int body_publish(struct wr *w, u8 v, const void *arg, u32 *pid_off)
  */
 static int frame(u8 first, body_fn body, u8 v, const void *arg, u8 *buf, u32 cap, u32 *pid_off)
 {
-	struct wr m = { NULL, 0 }, w;
+	struct wr m = { NULL, 0, { 0, 0 }, 0 }, w;
 	u32 hdr, off = 0;
 	int err;
 
@@ -1141,8 +1195,10 @@ static int frame(u8 first, body_fn body, u8 v, const void *arg, u8 *buf, u32 cap
 		return -ENOSPC;
 	buf[0] = first;
 	mqc_varint_put(buf + 1, m.pos);
+	w = m;
 	w.p = buf + hdr;
 	w.pos = 0;
+	w.np = 0;
 	err = body(&w, v, arg, &off);
 	if (err)
 		return err;

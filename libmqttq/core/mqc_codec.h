@@ -153,7 +153,9 @@ struct mqc_packet {
  * own protocol level, which wins over `version` (connect.version).
  * CONNACK's properties are in both connack.props and props; a PUBLISH's in
  * props with publish.props pointing there. More than MQC_MAX_TOPICS
- * filters or codes is MQC_E_TOO_BIG.
+ * filters or codes is MQC_E_TOO_BIG. For speed only the head, the member
+ * for the packet's type and props.present/raw are reset: a property field
+ * is meaningful only when its bit is in props.present.
  */
 int mqc_decode(u8 version, const u8 *pkt, u32 len, u32 max, struct mqc_packet *out);
 

@@ -919,7 +919,27 @@ static void test_sockmap(struct mqf_mgr *m)
 	ok = send(cli, all, na, 0) == (ssize_t)na;
 	got = read_all(srv, in, sizeof(in), na);
 	ok &= got == (ssize_t)na && !memcmp(in, all, na);
-	tap(ok, "sockmap: a segment of several packets passes whole (%zd of %zu)", got, na);
+	tap(ok, "sockmap: a segment of several packets, some to keep, passes whole (%zd of %zu)", got, na);
+
+	/* A segment of unmatched QoS 0 PUBLISHes only is dropped whole. */
+	{
+		static uint8_t seg[2048];
+		size_t ns = 0;
+
+		for (i = 0; i < nf; i++) {
+			if (!fr[i].drop)
+				continue;
+			memcpy(seg + ns, fr[i].b, fr[i].n);
+			ns += fr[i].n;
+		}
+		ok = send(cli, seg, ns, 0) == (ssize_t)ns;
+		usleep(3000);
+		ok &= send(cli, fr[1].b, fr[1].n, 0) == (ssize_t)fr[1].n;
+		got = read_all(srv, in, sizeof(in), fr[1].n);
+		ok &= got == (ssize_t)fr[1].n && !memcmp(in, fr[1].b, fr[1].n);
+		tap(ok, "sockmap: a segment of unmatched QoS 0 packets only is dropped (%zu bytes)",
+		    ns);
+	}
 
 	/* Packets split across segments pass too, and the framing stays in step. */
 	ok = true;
