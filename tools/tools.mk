@@ -6,9 +6,9 @@
 
 TOOLS_DIR := $(TOP)/tools
 TOOLS_B := $(B)/tools
-TOOLS_NAMES := mqttq-pub mqttq-sub mqttq-bench mqttq-stat
+TOOLS_NAMES := $(patsubst $(TOOLS_DIR)/%.c,%,$(wildcard $(TOOLS_DIR)/mqttq-*.c))
 TOOLS_BINS := $(addprefix $(TOOLS_B)/,$(TOOLS_NAMES))
-TOOLS_MAN := $(addprefix $(TOOLS_DIR)/man/,$(addsuffix .1,$(TOOLS_NAMES)))
+TOOLS_MAN := $(wildcard $(TOOLS_DIR)/man/*.1)
 TOOLS_CC = $(CC) $(CFLAGS) $(LIBMQTTQ_CFLAGS) -I$(TOOLS_DIR)
 
 ALL += $(TOOLS_BINS)
