@@ -105,11 +105,11 @@ PUB_paho="$peers/peer-paho-pub -h 127.0.0.1 -p @PORT@ -t @TOPIC@ -q @QOS@ -n @N@
 SUB_paho="$peers/peer-paho-sub -h 127.0.0.1 -p @BPORT@ -t @TOPIC@ -q @QOS@ -V @V@ -i sub-@RUN@ -c -C @N@ -L 300 -o @OUT@ --ready @READY@ -W @TIMEOUT@"
 
 # Per-library bound on one scenario (seconds); a healthy run takes 1-3 s.
-declare -A TIMEOUT=([mosq]=20 [paho]=10)
+declare -A TIMEOUT=([mosq]=20 [paho]=8)
 : >"$results"
 # scenario LIB NAME QOS VERSION N [scenario.sh args...]
 scenario() {
-	local lib=$1 name=$2 qos=$3 ver=$4 n=$5 pubv="PUB_$1" subv="SUB_$1" rc res pubjson failed lost dup
+	local lib=$1 name=$2 qos=$3 ver=$4 n=$5 pubv="PUB_$1" subv="SUB_$1" rc res pubjson failed lost dup perr
 	shift 5
 	bash "$here/scenario.sh" --pub "${!pubv}" --sub "${!subv}" --qos "$qos" -V "$ver" -n "$n" \
 		--timeout "${TIMEOUT[$lib]:-20}" --name "$lib/$name" "$@" >"$tmp/sc.out" 2>&1
@@ -126,6 +126,12 @@ scenario() {
 	if [ $rc -eq 1 ] && [ "$lib" = paho ] && [ "${failed:-0}" -gt 0 ]; then
 		# The library itself reported these publishes failed after the cut and did not resume them.
 		ok "$what # SKIP known peer bug: paho MQTTAsync gave up $failed in-flight publishes on connection loss (${res#result name=* })"
+		return
+	fi
+	perr=$(sed -n 's/.* protocol_errors=\([0-9]*\) .*/\1/p' <<<"$res")
+	if [ $rc -eq 1 ] && [ "$lib" = paho ] && [ "${perr:-0}" -gt 0 ]; then
+		# mosquitto dropped the client for a protocol error after a reconnect; the client then stalls.
+		ok "$what # SKIP known peer bug: paho MQTTAsync broke the protocol after reconnecting (broker: protocol error) and stalled (${res#result name=* })"
 		return
 	fi
 	lost=$(sed -n 's/.* lost=\([0-9]*\) .*/\1/p' <<<"$res")
@@ -149,7 +155,7 @@ matrix() { # matrix LIB N CUTN full|short
 			scenario "$lib" cut-after-PUBREC 2 $v "$n" --fault "cut:after=PUBREC,dir=s2c,n=$k,conn=all"
 			scenario "$lib" cut-after-PUBREL 2 $v "$n" --fault "cut:after=PUBREL,dir=c2s,n=$k,conn=all"
 			scenario "$lib" cut-mid-packet-c2s 2 $v "$n" --fault "cut:bytes=$((k * 100 + 41)),dir=c2s,conn=all"
-			scenario "$lib" cut-after-PUBLISH 0 $v "$n" --fault "cut:after=PUBLISH,dir=c2s,n=$k,conn=all"
+			scenario "$lib" cut-after-PUBLISH 0 $v "$n" --fault "cut:after=PUBLISH,dir=c2s,n=$k,conn=all" --grace 1
 			scenario "$lib" broker-restart 2 $v "$n" --restart-broker 100
 			continue
 		fi
@@ -170,7 +176,7 @@ matrix() { # matrix LIB N CUTN full|short
 		scenario "$lib" delay-and-cuts 2 $v "$n" --fault "delay:ms=2,conn=all" \
 			--fault "cut:after=PUBREC,dir=s2c,n=$k,conn=all"
 		scenario "$lib" random-seed-42 2 $v "$n" --seed 42 --rate 0.002 --max-faults 8
-		scenario "$lib" cut-after-PUBLISH 0 $v "$n" --fault "cut:after=PUBLISH,dir=c2s,n=$k,conn=all"
+		scenario "$lib" cut-after-PUBLISH 0 $v "$n" --fault "cut:after=PUBLISH,dir=c2s,n=$k,conn=all" --grace 1
 		scenario "$lib" broker-restart 1 $v "$n" --restart-broker 100
 		scenario "$lib" broker-restart 2 $v "$n" --restart-broker 100
 	done

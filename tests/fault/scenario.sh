@@ -20,7 +20,7 @@ bin=$B/tests/fault
 peers=$B/tests/peers
 
 qos=1 n=1000 ver=311 timeout=40 name=scenario seed= rate= restart_ms= maxf= keep=0 window=20 grace=3
-faults=() cmds=()
+faults=() cmds=() bconf=()
 pub="$peers/peer-mosq-pub -h 127.0.0.1 -p @PORT@ -t @TOPIC@ -q @QOS@ -n @N@ -V @V@ -i pub-@RUN@ -c -r @RUN@ -w @WINDOW@ -W @TIMEOUT@ --json"
 sub="$peers/peer-mosq-sub -h 127.0.0.1 -p @BPORT@ -t @TOPIC@ -q @QOS@ -V @V@ -i sub-@RUN@ -c -C @N@ -L 300 -o @OUT@ --ready @READY@ -W @TIMEOUT@"
 
@@ -30,10 +30,11 @@ usage() {
 	usage: scenario.sh [--pub CMD] [--sub CMD] [--fault SPEC]... [--seed N --rate P [--max-faults M]]
 	                   [--qos Q] [-n N] [-V 311|5] [-w WINDOW] [--restart-broker MS]
 	                   [--cmd-after "MS COMMAND"]... [--grace S] [--timeout S]
-	                   [--name NAME] [--keep]
+	                   [--broker-conf LINE]... [--name NAME] [--keep]
 	--cmd-after sends a proxy line command (cut, rst, stall 500, ...) MS ms after
 	the publisher starts; --grace bounds how long the subscriber may keep
-	waiting for missing messages once the publisher is done (default 3 s).
+	waiting for missing messages once the publisher is done (default 3 s);
+	--broker-conf appends a line to the generated mosquitto.conf.
 	EOT
 }
 
@@ -52,6 +53,7 @@ while [ $# -gt 0 ]; do
 	--restart-broker) restart_ms=$2; shift ;;
 	--cmd-after) cmds+=("$2"); shift ;;
 	--grace) grace=$2; shift ;;
+	--broker-conf) bconf+=("$2"); shift ;;
 	--timeout) timeout=$2; shift ;;
 	--name) name=$2; shift ;;
 	--keep) keep=1 ;;
@@ -122,6 +124,7 @@ persistence_location $wd/db/
 autosave_interval 0
 user $(id -un)
 EOT
+for l in "${bconf[@]}"; do echo "$l" >>"$wd/mosquitto.conf"; done
 start_broker
 
 rnd=()
@@ -199,15 +202,18 @@ check=$("$bin/mqttq-eocheck" --json --expect "$qos:$n:$run" "$wd/received.txt")
 check_rc=$?
 pubjson=$(grep -m1 '^{' "$wd/pub.json" || echo '{}')
 field() { printf '%s' "$check" | grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
-printf 'result name=%s qos=%s version=%s sent=%s faults=%s lost=%s dup=%s reordered=%s pub_rc=%s sub_rc=%s ms=%s\n' \
+# The broker's word on clients that broke the protocol (a client library bug, not a fault).
+perr=$(grep -c 'disconnected due to protocol error' "$wd/mosquitto.log" || true)
+printf 'result name=%s qos=%s version=%s sent=%s faults=%s lost=%s dup=%s reordered=%s pub_rc=%s sub_rc=%s protocol_errors=%s ms=%s\n' \
 	"$name" "$qos" "$ver" "$n" "$nfaults" "$(field lost)" "$(field dup)" "$(field reordered)" \
-	"$pub_rc" "$sub_rc" $(((t1 - t0) / 1000000))
+	"$pub_rc" "$sub_rc" "$perr" $(((t1 - t0) / 1000000))
 echo "check $check"
 echo "pub $pubjson"
 if [ $check_rc -ne 0 ] || { [ $pub_rc -ne 0 ] && [ "$qos" -ne 0 ]; }; then
 	sed 's/^/# faults: /' "$wd/faults.log" | grep -v 'conn=[0-9]* open' | tail -n 12
 	sed 's/^/# pub: /' "$wd/pub.log" | tail -n 5
 	sed 's/^/# sub: /' "$wd/sub.log" | tail -n 5
+	grep -i 'error\|disconnected' "$wd/mosquitto.log" | sed 's/^/# broker: /' | tail -n 5
 fi
 # At QoS 0 a publisher may legitimately give messages up; only the checker judges.
 [ "$qos" -eq 0 ] && pub_rc=0
