@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-/* mqttq-eocheck: compares what publishers sent with what subscribers received and judges each QoS's delivery guarantee. */
+/* mqttq-eocheck: judges each QoS delivery guarantee from sent and received records. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-/* mqttq-faultproxy: a poll-based TCP proxy that parses MQTT framing and injects cuts, resets, stalls and delays. */
+/* mqttq-faultproxy: poll-based MQTT-aware TCP proxy injecting cuts, resets, stalls, delays. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -852,7 +852,8 @@ static void usage(FILE *f)
 		"  -C, --control PATH      unix socket taking line commands\n"
 		"  -i, --stdin             take line commands on stdin\n"
 		"  -q, --quiet             do not log connection opens\n"
-		"commands: cut [rst] | rst | stall MS [c2s|s2c] | delay MS [c2s|s2c] | fault SPEC | clear | stats | quit\n");
+		"commands: cut [rst] | rst | stall MS [c2s|s2c] | delay MS [c2s|s2c] | fault SPEC\n"
+		"          | clear | stats | quit\n");
 }
 
 int main(int argc, char **argv)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-/* mqttq-freeport: prints a loopback TCP port that was free a moment ago, for tests to put in a broker config. */
+/* mqttq-freeport: prints a loopback TCP port that was just free, for test configs. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>

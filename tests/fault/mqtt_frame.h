@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
-/* Incremental MQTT framing parser: finds packet boundaries in a byte stream cut at arbitrary points. */
+/* Incremental MQTT framing parser: packet boundaries in a stream cut at any point. */
 #ifndef MQTT_FRAME_H
 #define MQTT_FRAME_H
 

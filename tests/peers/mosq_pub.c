@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-/* peer-mosq-pub: publishes sequence-numbered messages through libmosquitto with a bounded window, reconnecting when cut. */
+/* peer-mosq-pub: libmosquitto publisher of numbered messages, windowed, reconnecting. */
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <signal.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-/* peer-paho-pub: publishes sequence-numbered messages through paho MQTTAsync with a bounded window, reconnecting when cut. */
+/* peer-paho-pub: paho MQTTAsync publisher of numbered messages, windowed, reconnecting. */
 #include <MQTTAsync.h>
 #include <pthread.h>
 #include <signal.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
-/* Options, payload format, latency statistics and JSON output shared by the peer-library drivers. */
+/* Options, payloads, latency statistics and JSON shared by the peer-library drivers. */
 #ifndef PEER_COMMON_H
 #define PEER_COMMON_H
 
