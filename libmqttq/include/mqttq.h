@@ -15,7 +15,11 @@
  *
  * Threading
  *   A struct mqttq is not internally locked: use each client from one
- *   thread at a time (any thread, but serialised by the caller). Different
+ *   thread at a time. By default that is the thread that first called
+ *   mqttq_connect() (the io_uring is bound to it); with
+ *   MQTTQ_OPT_ANY_THREAD in opts.flags any thread may, serialised by the
+ *   caller. mqttq_new() and mqttq_publish() before the first connect may
+ *   run in another thread. Different
  *   clients are independent and may run in different threads concurrently.
  *   No callback ever runs on a library-owned thread (there is none), except
  *   the log hook, which runs inside the call that logs.
@@ -196,8 +200,18 @@ struct mqttq_opts {
 	void (*log)(void *ctx, int level, const char *msg);
 	void *log_ctx;
 
-	uint64_t reserved[8];		/* zero */
+	uint64_t flags;			/* MQTTQ_OPT_* */
+	uint64_t reserved[7];		/* zero */
 };
+
+/*
+ * opts.flags: allow the client to be driven from different threads (still
+ * one at a time). Without it the io_uring is bound to the thread that
+ * first calls mqttq_connect() (IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN,
+ * which saves a wakeup per completion); calls from another thread then
+ * fail with -EEXIST.
+ */
+#define MQTTQ_OPT_ANY_THREAD 0x1
 
 /* Fills defaults. Always call it before setting fields. */
 void mqttq_opts_init(struct mqttq_opts *o);
@@ -411,6 +425,8 @@ struct mqttq_stats {
 	uint64_t proto_errors;
 	uint64_t outbox_corrupt;	/* torn/corrupt outbox records skipped */
 	uint64_t mem_bytes;		/* message buffer memory held */
+	uint64_t recvs;			/* receive completions (one per burst of bytes) */
+	uint64_t waits;			/* times mqttq_wait() slept in the kernel */
 };
 /* Copies min(size, sizeof) bytes of counters (ABI-safe across versions). */
 int mqttq_stats(const struct mqttq *q, struct mqttq_stats *st, size_t size);

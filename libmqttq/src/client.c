@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -185,6 +186,34 @@ static void tx_kick(struct mqttq *q)
 		return;
 	if (!q->tx[q->tx_cur].len)
 		return;
+	if (!q->tx_urgent && q->state == MQ_ST_UP) {
+		/*
+		 * Batching: while more than half the window is on the wire, acks
+		 * are bound to come back; hold new QoS 1/2 traffic until they do,
+		 * so both we and the broker handle many packets per wakeup
+		 * instead of ping-ponging a few at a time.
+		 */
+		u32 win = q->o.window, on_wire;
+
+		if (q->lim.receive_max && q->lim.receive_max < win)
+			win = q->lim.receive_max;
+		on_wire = q->st.inflight > q->tx_batched ? q->st.inflight - q->tx_batched : 0;
+		if (on_wire > win / 2 && q->tx[q->tx_cur].len < q->tx_soft) {
+			q->hold_need = on_wire - win / 2;
+			/*
+			 * No data of ours will carry the TCP ACK now, and a broker
+			 * with Nagle on holds its next acks until it sees one: send
+			 * the ACK at once rather than after the delayed-ACK timer.
+			 */
+			if (q->rx_since_ack) {
+				int one = 1;
+
+				setsockopt(q->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+				q->rx_since_ack = false;
+			}
+			return;
+		}
+	}
 	sqe = get_sqe(q);
 	if (!sqe)
 		return;
@@ -192,6 +221,9 @@ static void tx_kick(struct mqttq *q)
 	q->tx_cur ^= 1;
 	q->tx[q->tx_cur].len = 0;
 	q->tx[q->tx_cur].off = 0;
+	q->tx_urgent = false;
+	q->tx_batched = 0;
+	q->hold_need = 0;
 	t = &q->tx[idx];
 	t->off = 0;
 	io_uring_prep_send(sqe, q->fd, t->p, t->len, MSG_NOSIGNAL);
@@ -204,7 +236,18 @@ static void tx_kick(struct mqttq *q)
 
 static int cb_send(void *ctx, const u8 *buf, u32 len)
 {
-	return tx_append(ctx, buf, len);
+	struct mqttq *q = ctx;
+
+	/*
+	 * A PUBREL continues one of our own flows and can ride with the next
+	 * batch; anything else (acks of inbound messages, PINGREQ, SUBSCRIBE,
+	 * DISCONNECT) goes out at the next kick.
+	 */
+	if (len && (buf[0] >> 4) == MQC_PUBREL)
+		q->tx_batched++;
+	else
+		q->tx_urgent = true;
+	return tx_append(q, buf, len);
 }
 
 static u32 alias_hash(const u8 *s, u32 len)
@@ -268,6 +311,10 @@ static int cb_send_msg(void *ctx, struct mqc_msg *m)
 
 	if (m->buf[0] & 0x08)
 		q->st.retransmits++;
+	if (m->qos)
+		q->tx_batched++;
+	else
+		q->tx_urgent = true;
 	if (!mm->aliasable || !q->alias_max)
 		return tx_append(q, m->buf, m->len);
 	alias = alias_pick(q, mm->buf + mm->topic_off, mm->topic_len, &known);
@@ -475,6 +522,8 @@ static void conn_drop(struct mqttq *q)
 	q->recv_armed = false;
 	q->connect_inflight = false;
 	q->tx[q->tx_cur].len = 0;
+	q->tx_urgent = false;
+	q->tx_batched = 0;
 	q->rx_eof = false;
 	q->rx_err = 0;
 	q->closing = false;
@@ -883,6 +932,8 @@ static void on_recv(struct mqttq *q, struct io_uring_cqe *cqe, bool stale)
 			buf_recycle(q, bid);
 		} else {
 			q->st.bytes_rx += cqe->res;
+			q->st.recvs++;
+			q->rx_since_ack = true;
 			if (!q->nheld && q->rx_len + cqe->res <= q->rx_cap) {
 				memcpy(q->rx + q->rx_len, q->rbufs + (size_t)bid * q->rbuf_size,
 				       cqe->res);
@@ -1211,10 +1262,14 @@ typedef bool (*stop_fn)(struct mqttq *q);
 static int run(struct mqttq *q, int timeout_ms, stop_fn stop)
 {
 	u64 end = timeout_ms < 0 ? ~0ull : mq_now_ms() + timeout_ms;
+	bool entered = false;
 
+	if (q->ring_disabled) /* never connected: nothing can arrive */
+		return stop(q) ? 0 : -ETIMEDOUT;
 	for (;;) {
 		struct __kernel_timespec ts;
 		struct io_uring_cqe *cqe;
+		unsigned int wait_nr;
 		u64 now, d;
 		int r;
 
@@ -1226,6 +1281,12 @@ static int run(struct mqttq *q, int timeout_ms, stop_fn stop)
 		now = mq_now_ms();
 		if (now >= end) {
 			q->st.enters++;
+			if (q->ring_deferred && !entered) {
+				/* deferred completions only run inside the kernel: one pass for them */
+				io_uring_submit_and_get_events(&q->ring);
+				entered = true;
+				continue;
+			}
 			io_uring_submit(&q->ring);
 			return -ETIMEDOUT;
 		}
@@ -1236,8 +1297,24 @@ static int run(struct mqttq *q, int timeout_ms, stop_fn stop)
 		d = d > now ? d - now : 0;
 		ts.tv_sec = d / 1000;
 		ts.tv_nsec = (d % 1000) * 1000000;
+		/*
+		 * Holding a batch for acks: each receive completion carries at
+		 * least one ack, so sleep until enough completions could have
+		 * freed the window instead of waking for every one; the short
+		 * timeout covers acks arriving coalesced in fewer completions.
+		 */
+		wait_nr = 1;
+		if (q->hold_need > 1 && q->tx[q->tx_cur].len && q->send_inflight == false) {
+			wait_nr = q->hold_need > 16 ? 16 : q->hold_need;
+			if (d > 1) {
+				ts.tv_sec = 0;
+				ts.tv_nsec = 500000;
+			}
+		}
 		q->st.enters++;
-		r = io_uring_submit_and_wait_timeout(&q->ring, &cqe, 1, &ts, NULL);
+		q->st.waits++;
+		r = io_uring_submit_and_wait_timeout(&q->ring, &cqe, wait_nr, &ts, NULL);
+		entered = true;
 		if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
 			return mq_err(q, r, "io_uring: %s", strerror(-r));
 	}
@@ -1452,7 +1529,25 @@ MQ_API int mqttq_new(struct mqttq **out, const struct mqttq_opts *o)
 		goto err_free;
 	}
 
-	r = io_uring_queue_init(256, &q->ring, 0);
+	/*
+	 * DEFER_TASKRUN: completions are processed only when we wait for
+	 * them, so a burst of acks costs one wakeup, not one each. It needs a
+	 * single submitting thread: the ring starts disabled and is bound to
+	 * the thread of the first mqttq_connect(). COOP_TASKRUN is the
+	 * fallback for older kernels or MQTTQ_OPT_ANY_THREAD.
+	 */
+	r = -EINVAL;
+	if (!(q->o.flags & MQTTQ_OPT_ANY_THREAD)) {
+		r = io_uring_queue_init(256, &q->ring,
+					IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+						IORING_SETUP_R_DISABLED);
+		if (!r)
+			q->ring_deferred = q->ring_disabled = true;
+	}
+	if (r == -EINVAL)
+		r = io_uring_queue_init(256, &q->ring, IORING_SETUP_COOP_TASKRUN);
+	if (r == -EINVAL)
+		r = io_uring_queue_init(256, &q->ring, 0);
 	if (r) {
 		mq_err(NULL, r, "io_uring_queue_init: %s", strerror(-r));
 		goto err_free;
@@ -1565,6 +1660,14 @@ MQ_API int mqttq_connect(struct mqttq *q)
 	r = mq_offload_probe(q);
 	if (r)
 		return r;
+	if (q->ring_disabled) {
+		/* liburing 2.3 declares io_uring_enable_rings() but does not export it */
+		r = syscall(__NR_io_uring_register, q->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+			    NULL, 0);
+		if (r)
+			return mq_err(q, -errno, "enabling the io_uring: %s", strerror(errno));
+		q->ring_disabled = false;
+	}
 	q->backoff_ms = q->o.reconnect_min_ms;
 	r = start_connect(q);
 	if (r) {
@@ -1799,13 +1902,17 @@ MQ_API int mqttq_publish(struct mqttq *q, const char *topic, const void *payload
 
 MQ_API int mqttq_flush(struct mqttq *q)
 {
+	int r;
+
 	if (!q)
 		return -EINVAL;
 	pump(q);
 	tx_kick(q);
+	if (q->ring_disabled)
+		return 0;
 	q->st.enters++;
-	io_uring_submit(&q->ring);
-	return 0;
+	r = io_uring_submit(&q->ring);
+	return r < 0 ? r : 0;
 }
 
 static bool stop_pub(struct mqttq *q)
@@ -1999,7 +2106,7 @@ MQ_API int mqttq_wait(struct mqttq *q, struct mqttq_event *ev, unsigned int max,
 	/* room was made: let queued work move before the caller comes back */
 	pump(q);
 	tx_kick(q);
-	if (io_uring_sq_ready(&q->ring)) {
+	if (io_uring_sq_ready(&q->ring) && !q->ring_disabled) {
 		q->st.enters++;
 		io_uring_submit(&q->ring);
 	}

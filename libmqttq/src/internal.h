@@ -94,6 +94,8 @@ struct mqttq {
 
 	struct io_uring ring;
 	bool ring_ok;
+	bool ring_deferred;	/* DEFER_TASKRUN: completions run only when we enter */
+	bool ring_disabled;	/* created R_DISABLED, enabled by the first connect */
 	struct io_uring_buf_ring *br;
 	u8 *rbufs;
 	u32 rbuf_size, rbuf_count;
@@ -124,6 +126,10 @@ struct mqttq {
 	struct mq_txbuf tx[2];	/* tx[cur] fills while tx[!cur] is on the wire */
 	int tx_cur;
 	u32 tx_soft;
+	u32 tx_batched;		/* QoS 1/2 PUBLISH/PUBREL in tx[cur], not on the wire yet */
+	bool rx_since_ack;	/* bytes arrived since we last forced a TCP ACK */
+	u32 hold_need;		/* acks the held batch waits for */
+	bool tx_urgent;		/* tx[cur] holds something that must not wait for acks */
 
 	/* the protocol core */
 	struct mqc_session s;
