@@ -54,11 +54,11 @@ MQF_HIDDEN uint32_t mqf_match(struct mqf_mgr *m, const char *topic, size_t len);
 
 /*
  * Puts a connected TCP socket into the sockmap. The kernel follows the MQTT
- * framing of what it receives and drops each received segment that is
- * exactly one QoS 0 PUBLISH no committed filter matches; everything else
- * (QoS 1/2, other packets, segments holding several or partial packets,
- * undecided topics) reaches recv() unchanged, so userspace must still match
- * what it receives. Attach before the first byte arrives (right after
+ * framing of what it receives and drops each received segment made only of
+ * whole QoS 0 PUBLISHes that no committed filter matches; everything else
+ * (QoS 1/2, other packets, segments mixing packets to keep and to drop or
+ * holding part of a packet, undecided topics) reaches recv() unchanged, so
+ * userspace must still match what it receives. Attach before the first byte arrives (right after
  * connect()) or when no received byte is unread: the framing starts there.
  * -ENOSPC past MQF_SOCK_MAX sockets.
  */

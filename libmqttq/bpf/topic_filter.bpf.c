@@ -205,8 +205,8 @@ static __always_inline int load_byte(struct __sk_buff *skb, __u32 off, __u8 *b)
 	return bpf_skb_load_bytes(skb, off, b, 1);
 }
 
-/* Matches the PUBLISH packet that starts at byte 0 of @skb against scratch slot @slot. */
-static __always_inline __u32 match_slot(struct __sk_buff *skb, __u32 slot)
+/* Matches the PUBLISH packet that starts at byte @base of @skb, in scratch slot @slot. */
+static __always_inline __u32 match_slot(struct __sk_buff *skb, __u32 base, __u32 slot)
 {
 	struct walk w = { .slot = slot };
 	struct mqf_key key = {};
@@ -214,10 +214,10 @@ static __always_inline __u32 match_slot(struct __sk_buff *skb, __u32 slot)
 	struct scratch *s;
 	struct mqf_node *root;
 	struct hash h = {};
-	__u32 zero = 0, rl = 0, pos = 1, tlen, i, qos;
+	__u32 zero = 0, rl = 0, pos = base + 1, tlen, i, qos;
 	__u8 b, tl[2];
 
-	if (load_byte(skb, 0, &b))
+	if (load_byte(skb, base, &b))
 		return MQF_UNDECIDED;
 	if ((b >> 4) != 3)
 		return MQF_UNDECIDED;
@@ -290,7 +290,7 @@ static __always_inline __u32 match_slot(struct __sk_buff *skb, __u32 slot)
 	return w.best;
 }
 
-static __always_inline __u32 match_skb(struct __sk_buff *skb)
+static __always_inline __u32 match_skb(struct __sk_buff *skb, __u32 base)
 {
 	__u32 zero = 0, ret, slot;
 	__u32 *nest;
@@ -299,7 +299,7 @@ static __always_inline __u32 match_skb(struct __sk_buff *skb)
 	if (!nest)
 		return MQF_UNDECIDED;
 	slot = __sync_fetch_and_add(nest, 1);
-	ret = slot < MQF_NEST_MAX ? match_slot(skb, slot) : MQF_UNDECIDED;
+	ret = slot < MQF_NEST_MAX ? match_slot(skb, base, slot) : MQF_UNDECIDED;
 	__sync_fetch_and_sub(nest, 1);
 	return ret;
 }
@@ -312,7 +312,7 @@ static __always_inline __u32 match_skb(struct __sk_buff *skb)
 SEC("socket")
 int mqf_topic_filter(struct __sk_buff *skb)
 {
-	return match_skb(skb);
+	return match_skb(skb, 0);
 }
 
 /*
@@ -321,9 +321,9 @@ int mqf_topic_filter(struct __sk_buff *skb)
  * offset: with two MQTT packets in one segment, the second is judged by the
  * bytes of the first. So there is no stream parser here: the verdict program
  * sees each received skb whole, follows the MQTT framing across skbs in
- * per-socket state, and drops an skb only when it is exactly one complete
- * QoS 0 PUBLISH that no filter matches. Anything else passes, to be matched
- * in userspace.
+ * per-socket state, and drops an skb only when it holds whole packets only,
+ * all of them QoS 0 PUBLISHes that no filter matches: an skb cannot be
+ * split. Anything else passes, to be matched in userspace.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -337,8 +337,32 @@ struct frames {
 	__u32 pos;
 	__u32 len;
 	__u32 frames;
+	__u32 fstart; /* first byte of the current packet, if it began in this skb */
+	__u8 fresh; /* it did */
+	__u8 keep; /* something in this skb must reach userspace */
 	struct mqf_sock_state st;
 };
+
+/* A packet whose fixed header just ended: may the skb still be dropped? */
+static __always_inline void judge(struct frames *f)
+{
+	__u8 b;
+
+	if (f->keep)
+		return;
+	/* Begun in an earlier skb, or going on into a later one: it must pass. */
+	if (!f->fresh || f->pos + f->st.rl > f->len) {
+		f->keep = 1;
+		return;
+	}
+	/* QoS 1/2 must reach userspace to be acknowledged. */
+	if (bpf_skb_load_bytes(f->skb, f->fstart, &b, 1) || (b >> 4) != 3 || ((b >> 1) & 3) != 0) {
+		f->keep = 1;
+		return;
+	}
+	if (match_skb(f->skb, f->fstart) != MQF_NO_MATCH)
+		f->keep = 1;
+}
 
 /* One step: the rest of the current frame's body, then the next fixed header. */
 static long frame_step(__u32 iter, void *ctx)
@@ -355,6 +379,8 @@ static long frame_step(__u32 iter, void *ctx)
 	if (f->pos >= f->len)
 		return 1;
 	if (!f->st.in_hdr) {
+		f->fstart = f->pos;
+		f->fresh = 1;
 		f->pos++; /* type and flags */
 		f->st.in_hdr = 1;
 		f->st.hpos = 0;
@@ -374,6 +400,7 @@ static long frame_step(__u32 iter, void *ctx)
 			f->st.in_hdr = 0;
 			f->st.carry = f->st.rl;
 			f->frames++;
+			judge(f);
 			return 0;
 		}
 		if (f->st.hpos >= 4) {
@@ -391,26 +418,18 @@ int mqf_stream_verdict(struct __sk_buff *skb)
 	struct frames f = { .skb = skb, .len = skb->len };
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	struct mqf_sock_state *st = bpf_map_lookup_elem(&mqf_sock_state, &cookie);
-	bool aligned;
-	__u8 b;
 
-	if (!st)
-		return SK_PASS;
-	if (st->broken)
+	if (!st || st->broken)
 		return SK_PASS;
 	f.st = *st;
-	aligned = !f.st.carry && !f.st.in_hdr;
-	/* Small frames could fill a 64 KiB skb; each step is one frame. */
+	/* A packet begun in an earlier skb passes: its start has gone up already. */
+	f.keep = f.st.carry || f.st.in_hdr;
+	/* Small packets could fill a 64 KiB skb; each step is one packet. */
 	bpf_loop(1 << 16, frame_step, &f, 0);
 	if (f.pos < f.len)
-		f.st.broken = 1; /* more frames than steps: framing lost */
+		f.st.broken = 1; /* more packets than steps: framing lost */
 	*st = f.st;
-	if (!aligned || f.frames != 1 || f.st.carry || f.st.in_hdr || f.st.broken)
+	if (f.keep || !f.frames || f.st.carry || f.st.in_hdr || f.st.broken)
 		return SK_PASS;
-	if (bpf_skb_load_bytes(skb, 0, &b, 1))
-		return SK_PASS;
-	/* QoS 1/2 must reach userspace to be acknowledged. */
-	if ((b >> 4) != 3 || ((b >> 1) & 3) != 0)
-		return SK_PASS;
-	return match_skb(skb) == MQF_NO_MATCH ? SK_DROP : SK_PASS;
+	return SK_DROP;
 }

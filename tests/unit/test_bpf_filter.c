@@ -919,7 +919,8 @@ static void test_sockmap(struct mqf_mgr *m)
 	ok = send(cli, all, na, 0) == (ssize_t)na;
 	got = read_all(srv, in, sizeof(in), na);
 	ok &= got == (ssize_t)na && !memcmp(in, all, na);
-	tap(ok, "sockmap: a segment of several packets, some to keep, passes whole (%zd of %zu)", got, na);
+	tap(ok, "sockmap: a segment of several packets, some to keep, passes whole (%zd of %zu)",
+	    got, na);
 
 	/* A segment of unmatched QoS 0 PUBLISHes only is dropped whole. */
 	{
