@@ -350,37 +350,88 @@ int mqc_prop_next(struct mqc_str *cursor, struct mqc_prop *out)
 static void prop_store(struct mqc_props *o, const struct mqc_prop *pr)
 {
 	switch (pr->id) {
-	case MQC_P_PAYLOAD_FORMAT: o->payload_format = (u8)pr->num; break;
-	case MQC_P_MESSAGE_EXPIRY: o->message_expiry = pr->num; break;
-	case MQC_P_CONTENT_TYPE: o->content_type = pr->str; break;
-	case MQC_P_RESPONSE_TOPIC: o->response_topic = pr->str; break;
-	case MQC_P_CORRELATION_DATA: o->correlation_data = pr->str; break;
+	case MQC_P_PAYLOAD_FORMAT:
+		o->payload_format = (u8)pr->num;
+		break;
+	case MQC_P_MESSAGE_EXPIRY:
+		o->message_expiry = pr->num;
+		break;
+	case MQC_P_CONTENT_TYPE:
+		o->content_type = pr->str;
+		break;
+	case MQC_P_RESPONSE_TOPIC:
+		o->response_topic = pr->str;
+		break;
+	case MQC_P_CORRELATION_DATA:
+		o->correlation_data = pr->str;
+		break;
 	case MQC_P_SUBSCRIPTION_ID:
 		/* repeatable in PUBLISH: the first is kept here, all are in raw */
 		if (!(o->present & (1ull << MQC_P_SUBSCRIPTION_ID)))
 			o->subscription_id = pr->num;
 		break;
-	case MQC_P_SESSION_EXPIRY: o->session_expiry = pr->num; break;
-	case MQC_P_ASSIGNED_CLIENT_ID: o->assigned_client_id = pr->str; break;
-	case MQC_P_SERVER_KEEPALIVE: o->server_keepalive = (u16)pr->num; break;
-	case MQC_P_AUTH_METHOD: o->auth_method = pr->str; break;
-	case MQC_P_AUTH_DATA: o->auth_data = pr->str; break;
-	case MQC_P_REQUEST_PROBLEM_INFO: o->request_problem_info = (u8)pr->num; break;
-	case MQC_P_WILL_DELAY: o->will_delay = pr->num; break;
-	case MQC_P_REQUEST_RESPONSE_INFO: o->request_response_info = (u8)pr->num; break;
-	case MQC_P_RESPONSE_INFO: o->response_info = pr->str; break;
-	case MQC_P_SERVER_REFERENCE: o->server_reference = pr->str; break;
-	case MQC_P_REASON_STRING: o->reason_string = pr->str; break;
-	case MQC_P_RECEIVE_MAX: o->receive_max = (u16)pr->num; break;
-	case MQC_P_TOPIC_ALIAS_MAX: o->topic_alias_max = (u16)pr->num; break;
-	case MQC_P_TOPIC_ALIAS: o->topic_alias = (u16)pr->num; break;
-	case MQC_P_MAX_QOS: o->max_qos = (u8)pr->num; break;
-	case MQC_P_RETAIN_AVAILABLE: o->retain_available = (u8)pr->num; break;
-	case MQC_P_MAX_PACKET_SIZE: o->max_packet_size = pr->num; break;
-	case MQC_P_WILDCARD_SUB_AVAILABLE: o->wildcard_sub_available = (u8)pr->num; break;
-	case MQC_P_SUB_ID_AVAILABLE: o->sub_id_available = (u8)pr->num; break;
-	case MQC_P_SHARED_SUB_AVAILABLE: o->shared_sub_available = (u8)pr->num; break;
-	default: break; /* user properties stay in raw */
+	case MQC_P_SESSION_EXPIRY:
+		o->session_expiry = pr->num;
+		break;
+	case MQC_P_ASSIGNED_CLIENT_ID:
+		o->assigned_client_id = pr->str;
+		break;
+	case MQC_P_SERVER_KEEPALIVE:
+		o->server_keepalive = (u16)pr->num;
+		break;
+	case MQC_P_AUTH_METHOD:
+		o->auth_method = pr->str;
+		break;
+	case MQC_P_AUTH_DATA:
+		o->auth_data = pr->str;
+		break;
+	case MQC_P_REQUEST_PROBLEM_INFO:
+		o->request_problem_info = (u8)pr->num;
+		break;
+	case MQC_P_WILL_DELAY:
+		o->will_delay = pr->num;
+		break;
+	case MQC_P_REQUEST_RESPONSE_INFO:
+		o->request_response_info = (u8)pr->num;
+		break;
+	case MQC_P_RESPONSE_INFO:
+		o->response_info = pr->str;
+		break;
+	case MQC_P_SERVER_REFERENCE:
+		o->server_reference = pr->str;
+		break;
+	case MQC_P_REASON_STRING:
+		o->reason_string = pr->str;
+		break;
+	case MQC_P_RECEIVE_MAX:
+		o->receive_max = (u16)pr->num;
+		break;
+	case MQC_P_TOPIC_ALIAS_MAX:
+		o->topic_alias_max = (u16)pr->num;
+		break;
+	case MQC_P_TOPIC_ALIAS:
+		o->topic_alias = (u16)pr->num;
+		break;
+	case MQC_P_MAX_QOS:
+		o->max_qos = (u8)pr->num;
+		break;
+	case MQC_P_RETAIN_AVAILABLE:
+		o->retain_available = (u8)pr->num;
+		break;
+	case MQC_P_MAX_PACKET_SIZE:
+		o->max_packet_size = pr->num;
+		break;
+	case MQC_P_WILDCARD_SUB_AVAILABLE:
+		o->wildcard_sub_available = (u8)pr->num;
+		break;
+	case MQC_P_SUB_ID_AVAILABLE:
+		o->sub_id_available = (u8)pr->num;
+		break;
+	case MQC_P_SHARED_SUB_AVAILABLE:
+		o->shared_sub_available = (u8)pr->num;
+		break;
+	default:
+		break; /* user properties stay in raw */
 	}
 }
 
@@ -464,16 +515,24 @@ bool mqc_reason_ok(u8 type, u8 rc)
 
 #define IN(l) in_list(rc, l, sizeof(l))
 	switch (type) {
-	case MQC_CONNACK: return IN(connack);
+	case MQC_CONNACK:
+		return IN(connack);
 	case MQC_PUBACK:
-	case MQC_PUBREC: return IN(puback);
+	case MQC_PUBREC:
+		return IN(puback);
 	case MQC_PUBREL:
-	case MQC_PUBCOMP: return IN(pubrel);
-	case MQC_SUBACK: return IN(suback);
-	case MQC_UNSUBACK: return IN(unsuback);
-	case MQC_DISCONNECT: return IN(disconnect);
-	case MQC_AUTH: return IN(auth);
-	default: return false;
+	case MQC_PUBCOMP:
+		return IN(pubrel);
+	case MQC_SUBACK:
+		return IN(suback);
+	case MQC_UNSUBACK:
+		return IN(unsuback);
+	case MQC_DISCONNECT:
+		return IN(disconnect);
+	case MQC_AUTH:
+		return IN(auth);
+	default:
+		return false;
 	}
 #undef IN
 }
@@ -905,45 +964,106 @@ static int w_props_body(struct wr *w, const struct mqc_props *pr, const struct m
 			return -EINVAL;
 		/* reuse the decoder's store to find the field: read it back */
 		switch (id) {
-		case MQC_P_PAYLOAD_FORMAT: v.num = pr->payload_format; break;
-		case MQC_P_MESSAGE_EXPIRY: v.num = pr->message_expiry; break;
-		case MQC_P_CONTENT_TYPE: v.str = pr->content_type; break;
-		case MQC_P_RESPONSE_TOPIC: v.str = pr->response_topic; break;
-		case MQC_P_CORRELATION_DATA: v.str = pr->correlation_data; break;
-		case MQC_P_SUBSCRIPTION_ID: v.num = pr->subscription_id; break;
-		case MQC_P_SESSION_EXPIRY: v.num = pr->session_expiry; break;
-		case MQC_P_ASSIGNED_CLIENT_ID: v.str = pr->assigned_client_id; break;
-		case MQC_P_SERVER_KEEPALIVE: v.num = pr->server_keepalive; break;
-		case MQC_P_AUTH_METHOD: v.str = pr->auth_method; break;
-		case MQC_P_AUTH_DATA: v.str = pr->auth_data; break;
-		case MQC_P_REQUEST_PROBLEM_INFO: v.num = pr->request_problem_info; break;
-		case MQC_P_WILL_DELAY: v.num = pr->will_delay; break;
-		case MQC_P_REQUEST_RESPONSE_INFO: v.num = pr->request_response_info; break;
-		case MQC_P_RESPONSE_INFO: v.str = pr->response_info; break;
-		case MQC_P_SERVER_REFERENCE: v.str = pr->server_reference; break;
-		case MQC_P_REASON_STRING: v.str = pr->reason_string; break;
-		case MQC_P_RECEIVE_MAX: v.num = pr->receive_max; break;
-		case MQC_P_TOPIC_ALIAS_MAX: v.num = pr->topic_alias_max; break;
-		case MQC_P_TOPIC_ALIAS: v.num = pr->topic_alias; break;
-		case MQC_P_MAX_QOS: v.num = pr->max_qos; break;
-		case MQC_P_RETAIN_AVAILABLE: v.num = pr->retain_available; break;
-		case MQC_P_MAX_PACKET_SIZE: v.num = pr->max_packet_size; break;
-		case MQC_P_WILDCARD_SUB_AVAILABLE: v.num = pr->wildcard_sub_available; break;
-		case MQC_P_SUB_ID_AVAILABLE: v.num = pr->sub_id_available; break;
-		case MQC_P_SHARED_SUB_AVAILABLE: v.num = pr->shared_sub_available; break;
-		default: break;
+		case MQC_P_PAYLOAD_FORMAT:
+			v.num = pr->payload_format;
+			break;
+		case MQC_P_MESSAGE_EXPIRY:
+			v.num = pr->message_expiry;
+			break;
+		case MQC_P_CONTENT_TYPE:
+			v.str = pr->content_type;
+			break;
+		case MQC_P_RESPONSE_TOPIC:
+			v.str = pr->response_topic;
+			break;
+		case MQC_P_CORRELATION_DATA:
+			v.str = pr->correlation_data;
+			break;
+		case MQC_P_SUBSCRIPTION_ID:
+			v.num = pr->subscription_id;
+			break;
+		case MQC_P_SESSION_EXPIRY:
+			v.num = pr->session_expiry;
+			break;
+		case MQC_P_ASSIGNED_CLIENT_ID:
+			v.str = pr->assigned_client_id;
+			break;
+		case MQC_P_SERVER_KEEPALIVE:
+			v.num = pr->server_keepalive;
+			break;
+		case MQC_P_AUTH_METHOD:
+			v.str = pr->auth_method;
+			break;
+		case MQC_P_AUTH_DATA:
+			v.str = pr->auth_data;
+			break;
+		case MQC_P_REQUEST_PROBLEM_INFO:
+			v.num = pr->request_problem_info;
+			break;
+		case MQC_P_WILL_DELAY:
+			v.num = pr->will_delay;
+			break;
+		case MQC_P_REQUEST_RESPONSE_INFO:
+			v.num = pr->request_response_info;
+			break;
+		case MQC_P_RESPONSE_INFO:
+			v.str = pr->response_info;
+			break;
+		case MQC_P_SERVER_REFERENCE:
+			v.str = pr->server_reference;
+			break;
+		case MQC_P_REASON_STRING:
+			v.str = pr->reason_string;
+			break;
+		case MQC_P_RECEIVE_MAX:
+			v.num = pr->receive_max;
+			break;
+		case MQC_P_TOPIC_ALIAS_MAX:
+			v.num = pr->topic_alias_max;
+			break;
+		case MQC_P_TOPIC_ALIAS:
+			v.num = pr->topic_alias;
+			break;
+		case MQC_P_MAX_QOS:
+			v.num = pr->max_qos;
+			break;
+		case MQC_P_RETAIN_AVAILABLE:
+			v.num = pr->retain_available;
+			break;
+		case MQC_P_MAX_PACKET_SIZE:
+			v.num = pr->max_packet_size;
+			break;
+		case MQC_P_WILDCARD_SUB_AVAILABLE:
+			v.num = pr->wildcard_sub_available;
+			break;
+		case MQC_P_SUB_ID_AVAILABLE:
+			v.num = pr->sub_id_available;
+			break;
+		case MQC_P_SHARED_SUB_AVAILABLE:
+			v.num = pr->shared_sub_available;
+			break;
+		default:
+			break;
 		}
 		w_u8(w, (u8)id);
 		switch (d->type) {
-		case PT_BYTE: w_u8(w, (u8)v.num); break;
-		case PT_U16: w_u16(w, (u16)v.num); break;
-		case PT_U32: w_u32(w, v.num); break;
+		case PT_BYTE:
+			w_u8(w, (u8)v.num);
+			break;
+		case PT_U16:
+			w_u16(w, (u16)v.num);
+			break;
+		case PT_U32:
+			w_u32(w, v.num);
+			break;
 		case PT_VARINT:
 			if (!v.num || v.num > MQC_RL_MAX)
 				return -EINVAL;
 			w_varint(w, v.num);
 			break;
-		default: err = w_str(w, v.str); break;
+		default:
+			err = w_str(w, v.str);
+			break;
 		}
 	}
 	if (err)
@@ -1283,15 +1403,25 @@ const char *mqc_strerror(int err)
 	if (err <= -MQC_E_BASE - 1 && err > -MQC_E_MAX)
 		return names[-err - MQC_E_BASE];
 	switch (err) {
-	case -EAGAIN: return "window or receive maximum full";
-	case -ENOTCONN: return "not connected";
-	case -EMSGSIZE: return "over the server's Maximum Packet Size";
-	case -EINVAL: return "invalid argument";
-	case -ENOSPC: return "buffer too small";
-	case -ENOENT: return "no such packet identifier";
-	case -EBUSY: return "packet identifier or slot in use";
-	case -ECONNRESET: return "disconnected by the peer";
-	case -ECONNREFUSED: return "connection refused by the server";
-	default: return "unknown error";
+	case -EAGAIN:
+		return "window or receive maximum full";
+	case -ENOTCONN:
+		return "not connected";
+	case -EMSGSIZE:
+		return "over the server's Maximum Packet Size";
+	case -EINVAL:
+		return "invalid argument";
+	case -ENOSPC:
+		return "buffer too small";
+	case -ENOENT:
+		return "no such packet identifier";
+	case -EBUSY:
+		return "packet identifier or slot in use";
+	case -ECONNRESET:
+		return "disconnected by the peer";
+	case -ECONNREFUSED:
+		return "connection refused by the server";
+	default:
+		return "unknown error";
 	}
 }

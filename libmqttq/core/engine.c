@@ -6,7 +6,11 @@
 #define DUP_BIT 0x08
 #define RL_MAX 268435455u
 
+#ifdef __KERNEL__
+#define mqc_noinline noinline
+#else
 #define mqc_noinline __attribute__((__noinline__))
+#endif
 
 static bool v5(const struct mqc_session *s)
 {
