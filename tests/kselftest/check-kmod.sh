@@ -14,14 +14,23 @@ if [ $# -eq 0 ]; then
 fi
 out=$top/build/check/kmod
 mkdir -p "$out"
-vm_timeout=${MQTTQ_KMOD_TIMEOUT:-300}
+# Per kernel; both boot in parallel. A quiet host needs about 2 min, a loaded one far more.
+vm_timeout=${MQTTQ_KMOD_TIMEOUT:-540}
 
 # depmod needs every module of the kernel; read natively here it takes seconds, inside TCG
-# over 9p minutes. The guest copies this index next to the module it installs.
+# over 9p minutes. The guest copies this index next to the module it installs. What the
+# index says about mqttq depends only on its aliases, dependencies and symbols, so a
+# rebuild that keeps those reuses the index.
 depmod_tree() {
 	local rel=$1 ko=$top/build/kmod/$1/mqttq.ko root=$top/build/kmod/$1/modroot
-	local md=$root/lib/modules/$rel f
-	if [ -f "$md/modules.dep.bin" ] && cmp -s "$ko" "$md/updates/mqttq.ko"; then
+	local md=$root/lib/modules/$rel f key
+	key=$({
+		echo "$rel"
+		stat -c '%s %Y' "/lib/modules/$rel/modules.order" "/lib/modules/$rel/modules.dep"
+		for f in alias depends softdep; do modinfo -F "$f" "$ko"; done
+		nm "$ko" | awk '$2 == "U" || $3 ~ /^__ksymtab_/ { print $2, $3 }'
+	} | sha256sum) || return 1
+	if [ -f "$md/modules.dep.bin" ] && [ "$(cat "$root/.key" 2>/dev/null)" = "$key" ]; then
 		return 0
 	fi
 	rm -rf "$root" && mkdir -p "$md/updates" || return 1
@@ -30,7 +39,7 @@ depmod_tree() {
 		[ -e "/lib/modules/$rel/$f" ] && cp "/lib/modules/$rel/$f" "$md/"
 	done
 	cp "$ko" "$md/updates/mqttq.ko" && depmod -b "$root" -a "$rel" &&
-		grep -q '^updates/mqttq\.ko:' "$md/modules.dep"
+		grep -q '^updates/mqttq\.ko:' "$md/modules.dep" && echo "$key" >"$root/.key"
 }
 
 one_kernel() {

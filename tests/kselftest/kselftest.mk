@@ -21,7 +21,8 @@ KMOD_VM_RELS = $(foreach r,$(KMOD_RELS),$(if $(wildcard /boot/vmlinuz-$(r)),$(r)
 ALL += $(KSFT_BINS)
 CHECK_STAGES += kmod
 
-$(KSFT_INC)/%.h: $(LINUX_X)/.stamp
+# A static pattern, so make never deletes them as intermediates.
+$(KSFT_HDRS): $(KSFT_INC)/%.h: $(LINUX_X)/.stamp
 	@mkdir -p $(@D)
 	@cp $(LINUX_X)/tools/testing/selftests/$*.h $@
 
