@@ -446,24 +446,57 @@ static int attach_sk_progs(struct mqf_mgr *m)
 	return 0;
 }
 
-int mqf_sock_attach(struct mqf_mgr *m, int sockfd)
+static int sock_cookie(int sockfd, __u64 *cookie)
 {
-	struct mqf_sock_state st = { 0 };
-	__u32 slot, val = (__u32)sockfd;
-	socklen_t cl = sizeof(__u64);
-	__u64 cookie;
-	int err;
+	socklen_t cl = sizeof(*cookie);
 
 	if (sockfd < 0)
 		return -EBADF;
-	if (getsockopt(sockfd, SOL_SOCKET, SO_COOKIE, &cookie, &cl))
-		return -errno;
+	return getsockopt(sockfd, SOL_SOCKET, SO_COOKIE, cookie, &cl) ? -errno : 0;
+}
+
+static void free_slot(struct mqf_mgr *m, __u32 slot)
+{
+	bpf_map_delete_elem(m->state_fd, &m->cookies[slot]);
+	m->socks[slot] = -1;
+	m->cookies[slot] = 0;
+}
+
+/* A socket closed without mqf_sock_detach() has left the sockmap: free its slot. */
+static void reclaim(struct mqf_mgr *m)
+{
+	__u32 slot;
+	__u64 c;
+
+	for (slot = 0; slot < MQF_SOCK_MAX; slot++) {
+		if (m->socks[slot] < 0)
+			continue;
+		if (bpf_map_lookup_elem(m->sock_fd, &slot, &c) || c != m->cookies[slot])
+			free_slot(m, slot);
+	}
+}
+
+int mqf_sock_attach(struct mqf_mgr *m, int sockfd)
+{
+	struct mqf_sock_state st = { 0 };
+	__u64 cookie, val = (__u64)sockfd;
+	__u32 slot;
+	int err, pass;
+
+	err = sock_cookie(sockfd, &cookie);
+	if (err)
+		return err;
 	err = attach_sk_progs(m);
 	if (err)
 		return err;
-	for (slot = 0; slot < MQF_SOCK_MAX; slot++)
-		if (m->socks[slot] < 0)
+	for (pass = 0; pass < 2; pass++) {
+		for (slot = 0; slot < MQF_SOCK_MAX; slot++)
+			if (m->socks[slot] < 0)
+				break;
+		if (slot < MQF_SOCK_MAX)
 			break;
+		reclaim(m);
+	}
 	if (slot == MQF_SOCK_MAX)
 		return -ENOSPC;
 	/* The stream is taken to be at a packet boundary now (see mqf.h). */
@@ -481,15 +514,17 @@ int mqf_sock_attach(struct mqf_mgr *m, int sockfd)
 
 int mqf_sock_detach(struct mqf_mgr *m, int sockfd)
 {
+	__u64 cookie;
 	__u32 slot;
-	int err;
+	int err = sock_cookie(sockfd, &cookie);
 
+	if (err)
+		return err;
 	for (slot = 0; slot < MQF_SOCK_MAX; slot++) {
-		if (m->socks[slot] != sockfd)
+		if (m->socks[slot] < 0 || m->cookies[slot] != cookie)
 			continue;
-		m->socks[slot] = -1;
 		err = bpf_map_delete_elem(m->sock_fd, &slot) ? -errno : 0;
-		bpf_map_delete_elem(m->state_fd, &m->cookies[slot]);
+		free_slot(m, slot);
 		return err;
 	}
 	return -ENOENT;

@@ -60,7 +60,8 @@ MQF_HIDDEN uint32_t mqf_match(struct mqf_mgr *m, const char *topic, size_t len);
  * holding part of a packet, undecided topics) reaches recv() unchanged, so
  * userspace must still match what it receives. Attach before the first byte arrives (right after
  * connect()) or when no received byte is unread: the framing starts there.
- * -ENOSPC past MQF_SOCK_MAX sockets.
+ * -ENOSPC past MQF_SOCK_MAX sockets. Closing an attached socket detaches it
+ * (its slot is reclaimed when needed); mqf_sock_detach() does so at once.
  */
 MQF_HIDDEN int mqf_sock_attach(struct mqf_mgr *m, int sockfd);
 MQF_HIDDEN int mqf_sock_detach(struct mqf_mgr *m, int sockfd);

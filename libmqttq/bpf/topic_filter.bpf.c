@@ -58,7 +58,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_SOCKMAP);
 	__uint(max_entries, MQF_SOCK_MAX);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64); /* 8 bytes: a lookup from userspace then returns the cookie */
 } mqf_sockmap SEC(".maps");
 
 /* State of one trie walk, on the stack and handed to the bpf_loop callback. */

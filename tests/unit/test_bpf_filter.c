@@ -959,7 +959,7 @@ static void test_sockmap(struct mqf_mgr *m)
 	ok &= got == (ssize_t)fr[1].n && !memcmp(in, fr[1].b, fr[1].n);
 	tap(ok, "sockmap: a byte-by-byte stream passes and the framing survives it");
 
-	ok = mqf_sock_detach(m, srv) == 0;
+	ok = mqf_sock_detach(m, srv) == 0 && mqf_sock_detach(m, srv) == -ENOENT;
 	for (i = 0; i < nf; i++) {
 		ok &= send(cli, fr[i].b, fr[i].n, 0) == (ssize_t)fr[i].n;
 		usleep(1000);
@@ -988,6 +988,24 @@ static bool may_bpf(void)
 			break;
 	fclose(f);
 	return (eff >> 39 & 1) || (eff >> 21 & 1);
+}
+
+/* Sockets closed while attached give their slot back: more than MQF_SOCK_MAX in turn. */
+static void test_sock_reclaim(struct mqf_mgr *m)
+{
+	int i, cli, srv, err = 0, att = 0;
+
+	for (i = 0; i < MQF_SOCK_MAX + 16 && !err; i++) {
+		err = tcp_pair(&cli, &srv);
+		if (err)
+			break;
+		err = mqf_sock_attach(m, srv);
+		att += !err;
+		close(cli);
+		close(srv);
+	}
+	tap(!err && att == MQF_SOCK_MAX + 16,
+	    "sockmap: %d sockets closed while attached, slots reused (%s)", att, strerror(-err));
 }
 
 int main(int argc, char **argv)
@@ -1023,8 +1041,10 @@ int main(int argc, char **argv)
 	test_concurrent(m);
 	if (getenv("MQF_NO_SOCKMAP"))
 		printf("ok %d - sockmap # SKIP MQF_NO_SOCKMAP set\n", ++ntest);
-	else
+	else {
 		test_sockmap(m);
+		test_sock_reclaim(m);
+	}
 	mqf_close(m);
 	printf("1..%d\n", ntest);
 	return nfail ? 1 : 0;
