@@ -67,7 +67,7 @@ install-kmod: $(KMOD_KOS)
 # Kernel files the build borrows, taken from the Debian source tarball at build time.
 LINUX_X_FILES := scripts/checkpatch.pl scripts/spelling.txt scripts/const_structs.checkpatch \
 	tools/testing/selftests/kselftest_harness.h tools/testing/selftests/kselftest.h
-$(LINUX_X)/.stamp: $(TOP)/kmod/kmod.mk
+$(LINUX_X)/.stamp: $(wildcard $(LINUX_SRC_TAR))
 	@test -r $(LINUX_SRC_TAR) || { echo "kmod: $(LINUX_SRC_TAR) missing (run make deps)" >&2; exit 1; }
 	@echo "  UNTAR   $(notdir $(LINUX_SRC_TAR)): $(notdir $(LINUX_X_FILES))"
 	@rm -rf $(LINUX_X) && mkdir -p $(LINUX_X)
