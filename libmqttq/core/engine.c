@@ -528,7 +528,7 @@ static int ackq_find(const struct mqc_session *s, u16 pid)
 	return -1;
 }
 
-static int in_ack(struct mqc_session *s, u8 type, const u8 *b, u32 n, u64 now)
+static mqc_noinline int in_ack(struct mqc_session *s, u8 type, const u8 *b, u32 n, u64 now)
 {
 	struct mqc_msg *m;
 	u16 pid;
@@ -593,7 +593,7 @@ static void ackq_push(struct mqc_session *s, u16 pid)
 	s->ackq_len++;
 }
 
-static int in_publish(struct mqc_session *s, u8 flags, const u8 *b, u32 n, u64 now)
+static mqc_noinline int in_publish(struct mqc_session *s, u8 flags, const u8 *b, u32 n, u64 now)
 {
 	struct mqc_inmsg im;
 	u32 pos, tlen;
@@ -714,7 +714,7 @@ int mqc_delivered(struct mqc_session *s, u16 pid, u8 qos)
 
 /* ---- inbound SUBACK / UNSUBACK, CONNACK ---------------------------------------- */
 
-static int in_suback(struct mqc_session *s, u8 type, const u8 *b, u32 n)
+static mqc_noinline int in_suback(struct mqc_session *s, u8 type, const u8 *b, u32 n)
 {
 	struct mqc_subreq *r = NULL;
 	u32 i, pos = 2;
@@ -761,13 +761,16 @@ static int in_suback(struct mqc_session *s, u8 type, const u8 *b, u32 n)
 	return 0;
 }
 
-/* CONNACK before the session is up: its limits, or the refusal (ops->closed has run). */
+/*
+ * CONNACK body: flags, return code and limits. The property block is left
+ * in *props for the caller to validate, so the two property walks do not
+ * nest (stack depth).
+ */
 static mqc_noinline int in_connack(struct mqc_session *s, const u8 *b, u32 n,
-				   struct mqc_limits *lim, u8 *sp)
+				   struct mqc_limits *lim, u8 *sp, u8 *rc, struct mqc_str *props)
 {
-	struct mqc_props pr;
-	struct mqc_close c;
-	u8 rc;
+	struct mqc_str cur;
+	struct mqc_prop pr;
 	int err;
 
 	if (n < 2)
@@ -775,9 +778,23 @@ static mqc_noinline int in_connack(struct mqc_session *s, const u8 *b, u32 n,
 	if (b[0] & 0xfe)
 		return -MQC_E_FLAGS;
 	*sp = b[0] & 1;
-	rc = b[1];
+	*rc = b[1];
 	mqc_memset(lim, 0, sizeof(*lim));
-	if (v5(s)) {
+	lim->max_qos = 2;
+	lim->retain_available = 1;
+	lim->wildcard_sub_available = 1;
+	lim->sub_id_available = 1;
+	lim->shared_sub_available = 1;
+	props->p = NULL;
+	props->len = 0;
+	if (!v5(s)) {
+		if (n != 2)
+			return -MQC_E_TRAILING;
+		return *rc > 5 ? -MQC_E_REASON : 0;
+	}
+	if (!mqc_reason_ok(MQC_CONNACK, *rc))
+		return -MQC_E_REASON;
+	{
 		u32 plen;
 		int k = mqc_varint_get(b + 2, n - 2, &plen);
 
@@ -785,48 +802,53 @@ static mqc_noinline int in_connack(struct mqc_session *s, const u8 *b, u32 n,
 			return k;
 		if (plen != n - 2 - (u32)k)
 			return plen > n - 2 - (u32)k ? -MQC_E_SHORT : -MQC_E_TRAILING;
-		if (!mqc_reason_ok(MQC_CONNACK, rc))
-			return -MQC_E_REASON;
-		err = mqc_props_parse(b + 2 + k, plen, MQC_CONNACK, &pr, NULL);
-		if (err)
-			return err;
-		lim->max_packet_size = pr.max_packet_size;
-		lim->receive_max = pr.receive_max;
-		lim->topic_alias_max = pr.topic_alias_max;
-		lim->server_keepalive = pr.server_keepalive;
-#define HAS(id) (pr.present & (1ull << (id)))
-		lim->max_qos = HAS(MQC_P_MAX_QOS) ? pr.max_qos : 2;
-		lim->retain_available = HAS(MQC_P_RETAIN_AVAILABLE) ? pr.retain_available : 1;
-		lim->wildcard_sub_available =
-			HAS(MQC_P_WILDCARD_SUB_AVAILABLE) ? pr.wildcard_sub_available : 1;
-		lim->sub_id_available = HAS(MQC_P_SUB_ID_AVAILABLE) ? pr.sub_id_available : 1;
-		lim->shared_sub_available =
-			HAS(MQC_P_SHARED_SUB_AVAILABLE) ? pr.shared_sub_available : 1;
-#undef HAS
-	} else {
-		if (n != 2)
-			return -MQC_E_TRAILING;
-		if (rc > 5)
-			return -MQC_E_REASON;
+		props->p = b + 2 + k;
+		props->len = plen;
 	}
-	if (rc && *sp) /* MQTT-3.2.2-4 (3.1.1), MQTT-3.2.2-6 (5.0) */
-		return -MQC_E_PROTOCOL;
-	if (rc) {
-		c.err = -ECONNREFUSED;
-		c.reason = rc;
-		c.by_peer = 1;
-		s->ops->closed(s->ctx, &c);
-		return -ECONNREFUSED;
+	cur = *props;
+	while ((err = mqc_prop_next(&cur, &pr)) == 1) {
+		switch (pr.id) {
+		case MQC_P_MAX_PACKET_SIZE:
+			lim->max_packet_size = pr.num;
+			break;
+		case MQC_P_RECEIVE_MAX:
+			lim->receive_max = (u16)pr.num;
+			break;
+		case MQC_P_TOPIC_ALIAS_MAX:
+			lim->topic_alias_max = (u16)pr.num;
+			break;
+		case MQC_P_SERVER_KEEPALIVE:
+			lim->server_keepalive = (u16)pr.num;
+			break;
+		case MQC_P_MAX_QOS:
+			lim->max_qos = (u8)pr.num;
+			break;
+		case MQC_P_RETAIN_AVAILABLE:
+			lim->retain_available = (u8)pr.num;
+			break;
+		case MQC_P_WILDCARD_SUB_AVAILABLE:
+			lim->wildcard_sub_available = (u8)pr.num;
+			break;
+		case MQC_P_SUB_ID_AVAILABLE:
+			lim->sub_id_available = (u8)pr.num;
+			break;
+		case MQC_P_SHARED_SUB_AVAILABLE:
+			lim->shared_sub_available = (u8)pr.num;
+			break;
+		default:
+			break;
+		}
 	}
-	return 0;
+	return err;
 }
 
-static int before_connack(struct mqc_session *s, const u8 *pkt, u32 len, u64 now)
+static mqc_noinline int before_connack(struct mqc_session *s, const u8 *pkt, u32 len, u64 now)
 {
 	struct mqc_limits lim;
 	struct mqc_close c;
+	struct mqc_str props;
 	u32 rl;
-	u8 sp = 0;
+	u8 sp = 0, rc = 0;
 	int k, err;
 
 	if ((pkt[0] >> 4) != MQC_CONNACK)
@@ -839,20 +861,57 @@ static int before_connack(struct mqc_session *s, const u8 *pkt, u32 len, u64 now
 	else if (rl != len - 1 - (u32)k)
 		err = rl > len - 1 - (u32)k ? -MQC_E_SHORT : -MQC_E_TRAILING;
 	else
-		err = in_connack(s, pkt + 1 + k, rl, &lim, &sp);
+		err = in_connack(s, pkt + 1 + k, rl, &lim, &sp, &rc, &props);
+	if (!err && props.p) /* the whole block again, for placement and duplicates */
+		err = mqc_props_parse(props.p, props.len, MQC_CONNACK, NULL, NULL);
+	if (!err && rc && sp) /* MQTT-3.2.2-4 (3.1.1), MQTT-3.2.2-6 (5.0) */
+		err = -MQC_E_PROTOCOL;
+	if (!err && rc) {
+		c.err = -ECONNREFUSED;
+		c.reason = rc;
+		c.by_peer = 1;
+		s->ops->closed(s->ctx, &c);
+		return -ECONNREFUSED;
+	}
 	if (!err)
 		return mqc_connected(s, &lim, sp, now);
-	if (err != -ECONNREFUSED) {
-		s->n_proto_err++;
-		c.err = err;
-		c.reason = 0;
-		c.by_peer = 0;
-		s->ops->closed(s->ctx, &c);
-	}
+	s->n_proto_err++;
+	c.err = err;
+	c.reason = 0;
+	c.by_peer = 0;
+	s->ops->closed(s->ctx, &c);
 	return err;
 }
 
 /* ---- input dispatch -------------------------------------------------------------------- */
+
+/* A v5 server says why it closes (3.1.1 servers only drop the connection). */
+static mqc_noinline int in_disconnect(struct mqc_session *s, const u8 *b, u32 n)
+{
+	u8 reason = 0;
+	u32 plen;
+	int k, err;
+
+	if (n && !v5(s))
+		return proto_error(s, -MQC_E_TRAILING);
+	if (n) {
+		reason = b[0];
+		if (!mqc_reason_ok(MQC_DISCONNECT, reason))
+			return proto_error(s, -MQC_E_REASON);
+		if (n > 1) {
+			k = mqc_varint_get(b + 1, n - 1, &plen);
+			if (k < 0)
+				return proto_error(s, k);
+			if (plen != n - 1 - (u32)k)
+				return proto_error(s, plen > n - 1 - (u32)k ? -MQC_E_SHORT :
+									-MQC_E_TRAILING);
+			err = mqc_props_parse(b + 1 + k, plen, MQC_DISCONNECT, NULL, NULL);
+			if (err)
+				return proto_error(s, err);
+		}
+	}
+	return close_session(s, -ECONNRESET, 0, reason, true);
+}
 
 int mqc_input(struct mqc_session *s, const u8 *pkt, u32 len, u64 now)
 {
@@ -897,31 +956,8 @@ int mqc_input(struct mqc_session *s, const u8 *pkt, u32 len, u64 now)
 			return proto_error(s, -MQC_E_TRAILING);
 		s->ping_outstanding = 0;
 		return 0;
-	case MQC_DISCONNECT: {
-		u8 reason = 0;
-
-		if (n && !v5(s))
-			return proto_error(s, -MQC_E_TRAILING);
-		if (n) {
-			reason = b[0];
-			if (!mqc_reason_ok(MQC_DISCONNECT, reason))
-				return proto_error(s, -MQC_E_REASON);
-			if (n > 1) {
-				u32 plen;
-
-				k = mqc_varint_get(b + 1, n - 1, &plen);
-				if (k < 0)
-					return proto_error(s, k);
-				if (plen != n - 1 - (u32)k)
-					return proto_error(s, plen > n - 1 - (u32)k ?
-							   -MQC_E_SHORT : -MQC_E_TRAILING);
-				err = mqc_props_parse(b + 1 + k, plen, MQC_DISCONNECT, NULL, NULL);
-				if (err)
-					return proto_error(s, err);
-			}
-		}
-		return close_session(s, -ECONNRESET, 0, reason, true);
-	}
+	case MQC_DISCONNECT:
+		return in_disconnect(s, b, n);
 	default:
 		/*
 		 * CONNACK twice, a server sending CONNECT/SUBSCRIBE/
