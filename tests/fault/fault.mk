@@ -3,7 +3,7 @@
 
 FAULT_B := $(B)/tests/fault
 FAULT_BINS := $(FAULT_B)/mqttq-faultproxy $(FAULT_B)/mqttq-eocheck $(FAULT_B)/mqttq-freeport \
-	$(FAULT_B)/test-frame
+	$(FAULT_B)/test-frame $(FAULT_B)/test-proxy
 ALL += $(FAULT_BINS)
 CHECK_STAGES += fault
 
@@ -21,6 +21,9 @@ $(FAULT_B)/mqttq-freeport: $(FAULT_B)/freeport.o
 	$(CC) $(LDFLAGS) -o $@ $^
 
 $(FAULT_B)/test-frame: $(FAULT_B)/test_frame.o $(FAULT_B)/mqtt_frame.o
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(FAULT_B)/test-proxy: $(FAULT_B)/test_proxy.o
 	$(CC) $(LDFLAGS) -o $@ $^
 
 .PHONY: check-fault soak-fault

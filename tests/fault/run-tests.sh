@@ -28,16 +28,23 @@ rc_is() { # rc_is WANT CMD...
 	[ $rc -eq "$want" ] || { echo "exit $rc, wanted $want"; cat "$tmp/rc.out"; return 1; }
 }
 
-# --- framing parser (C unit test), renumbered into this stage's TAP
-"$bin/test-frame" >"$tmp/frame" 2>&1
-frame_rc=$?
-while read -r line; do
-	case $line in
-	"ok "*) ok "frame: ${line#* - }" ;;
-	"not ok "*) not_ok "frame: ${line#* - }" ;;
-	esac
-done <"$tmp/frame"
-[ $frame_rc -eq 0 ] || { not_ok "frame: test-frame exited $frame_rc"; sed 's/^/# /' "$tmp/frame"; }
+# --- C tests, renumbered into this stage's TAP: the framing parser, and the
+# proxy's faults on the wire between a fake client and a fake broker.
+ctest() { # ctest PREFIX CMD...
+	local prefix=$1 rc line
+	shift
+	timeout -k 2 60 "$@" >"$tmp/ctest" 2>&1
+	rc=$?
+	while read -r line; do
+		case $line in
+		"ok "*) ok "$prefix: ${line#* - }" ;;
+		"not ok "*) not_ok "$prefix: ${line#* - }" ;;
+		esac
+	done <"$tmp/ctest"
+	[ $rc -eq 0 ] || { not_ok "$prefix: $1 exited $rc"; sed 's/^/# /' "$tmp/ctest"; }
+}
+ctest frame "$bin/test-frame"
+ctest wire "$bin/test-proxy" "$bin/mqttq-faultproxy"
 
 # --- exactly-once checker on synthetic logs
 eo=$bin/mqttq-eocheck
