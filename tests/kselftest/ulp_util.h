@@ -17,9 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mqttq_ksft.h"
+/* mqttq_ksft.h names the sysfs directory MQTTQ_STATS; the uapi uses the name for the option. */
+#undef MQTTQ_STATS
 #include "mqttq_uapi.h"
 
-/* mqttq_ksft.h names the sysfs directory MQTTQ_STATS, which the uapi uses for the option. */
 #define ULP_SYSFS "/sys/kernel/mqttq/"
 
 #ifndef TCP_ULP
