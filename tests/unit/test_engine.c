@@ -1266,6 +1266,20 @@ static const struct bad_in bad_inputs[] = {
 	    0x00),
 	BAD("engine_frame_longer_than_input", MQC_V311, -MQC_E_SHORT, 0x30, 0x10, 0x00, 0x01, 'a'),
 	BAD("engine_disconnect_bad_reason", MQC_V5, -MQC_E_REASON, 0xe0, 0x01, 0x03),
+	BAD("engine_disconnect_prop_wrong", MQC_V5, -MQC_E_PROP_WRONG, 0xe0, 0x05, 0x00, 0x03, 0x21,
+	    0x00, 0x01),
+	BAD("engine_puback_props_trailing", MQC_V5, -MQC_E_TRAILING, 0x40, 0x05, 0x00, 0x01, 0x00,
+	    0x00, 0x00),
+	BAD("engine_puback_props_short", MQC_V5, -MQC_E_SHORT, 0x40, 0x05, 0x00, 0x01, 0x00, 0x05,
+	    0x00),
+	BAD("engine_puback_prop_wrong", MQC_V5, -MQC_E_PROP_WRONG, 0x40, 0x07, 0x00, 0x01, 0x00,
+	    0x03, 0x21, 0x00, 0x01),
+	BAD("engine_suback_short", MQC_V5, -MQC_E_SHORT, 0x90, 0x01, 0x00),
+	BAD("engine_suback_pid0", MQC_V311, -MQC_E_PID0, 0x90, 0x03, 0x00, 0x00, 0x00),
+	BAD("engine_unsuback_trailing_311", MQC_V311, -MQC_E_TRAILING, 0xb0, 0x03, 0x00, 0x01,
+	    0x00),
+	BAD("engine_suback_bad_code", MQC_V311, -MQC_E_REASON, 0x90, 0x03, 0x00, 0x01, 0x03),
+	BAD("engine_suback_props_short", MQC_V5, -MQC_E_SHORT, 0x90, 0x04, 0x00, 0x01, 0x07, 0x00),
 };
 
 static void run_bad_input(void **st)
@@ -1540,6 +1554,119 @@ static void test_session_init_rejects_bad_config(void **st)
 	assert_int_equal(mqc_session_init(&f->s, &cfg, &f->ops, f, f->slots, f->in2, f->ackq), 0);
 }
 
+/* v5 acks may carry a reason string and user properties: validated, then accepted. */
+static void test_v5_3_4_2_2_ack_properties_accepted(void **st)
+{
+	struct fx *f = fx_up(MQC_V5, WIN, 0);
+	struct mqc_msg *m = pub(f, 1);
+	struct mqc_packet p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQC_PUBACK;
+	p.pid = m->pid;
+	p.reason = 0x10;
+	p.props.present = 1ull << MQC_P_REASON_STRING;
+	p.props.reason_string.p = (const u8 *)"no subscribers";
+	p.props.reason_string.len = 14;
+	assert_int_equal(feed(f, &p), 0);
+	assert_int_equal(f->ndone, 1);
+	assert_int_equal(f->done[0].reason, 0);
+	assert_int_equal(f->nclosed, 0);
+}
+
+/* The server answering our PUBREC we have not sent yet (ack on delivery) breaks 4.3.3. */
+static void test_MQTT_4_3_3_pubrel_before_pubrec(void **st)
+{
+	u8 v;
+
+	EACH_VERSION(v) {
+		struct fx *f = fx_up(v, WIN, MQC_ACK_ON_DELIVERY);
+
+		assert_int_equal(feed_pub(f, 2, 70, false, "x"), 0);
+		expect_none(f);
+		assert_int_equal(feed_ack(f, MQC_PUBREL, 70, 0), -MQC_E_PROTOCOL);
+		assert_int_equal(f->s.n_proto_err, 1);
+	}
+}
+
+/* 3.1.1 has no Receive Maximum: a full ack queue leaves the message for the resend. */
+static void test_MQTT_4_6_0_2_full_ackq_not_delivered_311(void **st)
+{
+	struct fx *f = fx_up(MQC_V311, WIN, MQC_ACK_ON_DELIVERY);
+	struct mqc_packet p;
+	int i;
+
+	for (i = 0; i < RMAX; i++)
+		assert_int_equal(feed_pub(f, 1, (u16)(10 + i), false, "x"), 0);
+	assert_int_equal(feed_pub(f, 1, 99, false, "late"), 0);
+	assert_int_equal(f->ngot, RMAX);
+	assert_int_equal(f->nclosed, 0);
+	assert_int_equal(mqc_delivered(&f->s, 10, 1), 0);
+	expect_pkt(f, MQC_PUBACK, 10, &p);
+	assert_int_equal(feed_pub(f, 1, 99, true, "late"), 0);
+	assert_int_equal(f->ngot, RMAX + 1);
+}
+
+/* Every CONNACK limit reaches the session; bad CONNACKs close before the session starts. */
+static void test_MQTT_3_2_2_connack_limits_and_errors(void **st)
+{
+	static const struct {
+		u8 v;
+		u8 b[8];
+		u32 n;
+		int err;
+	} bad[] = {
+		{ MQC_V311, { 0x20, 0x02, 0x02, 0x00 }, 4, -MQC_E_FLAGS },
+		{ MQC_V311, { 0x21, 0x02, 0x00, 0x00 }, 4, -MQC_E_FLAGS },
+		{ MQC_V311, { 0x20, 0x03, 0x00, 0x00, 0x00 }, 5, -MQC_E_TRAILING },
+		{ MQC_V311, { 0x20, 0x02, 0x00, 0x06 }, 4, -MQC_E_REASON },
+		{ MQC_V311, { 0x20, 0x05, 0x00, 0x00 }, 4, -MQC_E_SHORT },
+		{ MQC_V5, { 0x20, 0x03, 0x00, 0x03, 0x00 }, 5, -MQC_E_REASON },
+		{ MQC_V5, { 0x20, 0x03, 0x00, 0x00, 0x02 }, 5, -MQC_E_SHORT },
+		{ MQC_V5, { 0x20, 0x04, 0x00, 0x00, 0x00, 0x00 }, 6, -MQC_E_TRAILING },
+		{ MQC_V5, { 0x20, 0x05, 0x00, 0x00, 0x02, 0x7f, 0x01 }, 7, -MQC_E_PROP_UNKNOWN },
+		{ MQC_V5, { 0x20, 0x05, 0x00, 0x00, 0x02, 0x17, 0x01 }, 7, -MQC_E_PROP_WRONG },
+		{ MQC_V5, { 0x20, 0x07, 0x00, 0x00, 0x04, 0x24, 0x00, 0x24 }, 8, -MQC_E_SHORT },
+	};
+	struct fx *f = fx_init(MQC_V5, WIN, 0, 0, 0);
+	struct mqc_packet ca;
+	u8 b[128];
+	size_t i;
+	int n;
+
+	memset(&ca, 0, sizeof(ca));
+	ca.type = MQC_CONNACK;
+	ca.connack.props.present = 1ull << MQC_P_MAX_PACKET_SIZE | 1ull << MQC_P_TOPIC_ALIAS_MAX |
+				   1ull << MQC_P_RETAIN_AVAILABLE |
+				   1ull << MQC_P_WILDCARD_SUB_AVAILABLE |
+				   1ull << MQC_P_SUB_ID_AVAILABLE | 1ull << MQC_P_SHARED_SUB_AVAILABLE |
+				   1ull << MQC_P_ASSIGNED_CLIENT_ID;
+	ca.connack.props.max_packet_size = 300;
+	ca.connack.props.topic_alias_max = 9;
+	ca.connack.props.assigned_client_id.p = (const u8 *)"id";
+	ca.connack.props.assigned_client_id.len = 2;
+	n = mqc_encode(MQC_V5, &ca, b, sizeof(b));
+	assert_true(n > 0);
+	assert_int_equal(mqc_input(&f->s, b, (u32)n, f->now), 0);
+	assert_int_equal(f->s.lim.max_packet_size, 300);
+	assert_int_equal(f->s.lim.topic_alias_max, 9);
+	assert_int_equal(f->s.lim.retain_available, 0);
+	assert_int_equal(f->s.lim.wildcard_sub_available, 0);
+	assert_int_equal(f->s.lim.sub_id_available, 0);
+	assert_int_equal(f->s.lim.shared_sub_available, 0);
+	assert_int_equal(f->s.lim.max_qos, 2);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f = fx_init(bad[i].v, WIN, 0, 0, 0);
+		if (mqc_input(&f->s, bad[i].b, bad[i].n, f->now) != bad[i].err)
+			fail_msg("case %zu: got %d want %d", i,
+				 mqc_input(&f->s, bad[i].b, bad[i].n, f->now), bad[i].err);
+		assert_false(f->s.connected);
+		assert_int_equal(f->nclosed, 1);
+		assert_int_equal(f->close.err, bad[i].err);
+		assert_int_equal(f->s.n_proto_err, 1);
+	}
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -1596,6 +1723,10 @@ int main(void)
 		cmocka_unit_test(test_MQTT_3_14_disconnect_sent),
 		cmocka_unit_test(test_send_failure_closes_session),
 		cmocka_unit_test(test_session_init_rejects_bad_config),
+		cmocka_unit_test(test_v5_3_4_2_2_ack_properties_accepted),
+		cmocka_unit_test(test_MQTT_4_3_3_pubrel_before_pubrec),
+		cmocka_unit_test(test_MQTT_4_6_0_2_full_ackq_not_delivered_311),
+		cmocka_unit_test(test_MQTT_3_2_2_connack_limits_and_errors),
 	};
 	struct CMUnitTest bad[sizeof(bad_inputs) / sizeof(bad_inputs[0])];
 	size_t i;
