@@ -834,6 +834,41 @@ static void test_strerror_names_every_code(void **st)
 	assert_string_equal(mqc_strerror(0), "success");
 }
 
+/* The decoder indexes at most MQC_MAX_TOPICS filters or codes; more is MQC_E_TOO_BIG. */
+static void test_decode_topic_count_limit(void **st)
+{
+	u8 *b = buf;
+	u32 i, n = 0;
+
+	b[n++] = 0x82;
+	b[n++] = 0; /* set below */
+	b[n++] = 0;
+	b[n++] = 1;
+	for (i = 0; i < MQC_MAX_TOPICS + 1; i++) {
+		b[n++] = 0;
+		b[n++] = 1;
+		b[n++] = 'a';
+		b[n++] = 0;
+	}
+	/* the length needs two bytes: 2 + 65 * 4 = 262 */
+	memmove(b + 3, b + 2, n - 2);
+	b[1] = (u8)(0x80 | (262 & 0x7f));
+	b[2] = 262 >> 7;
+	n++;
+	assert_int_equal(mqc_decode(MQC_V311, b, n, 0, &Q), -MQC_E_TOO_BIG);
+	/* exactly MQC_MAX_TOPICS is fine */
+	b[2] = (u8)((262 - 4) >> 7);
+	b[1] = (u8)(0x80 | ((262 - 4) & 0x7f));
+	assert_int_equal(mqc_decode(MQC_V311, b, n - 4, 0, &Q), 0);
+	assert_int_equal(Q.sub.n, MQC_MAX_TOPICS);
+	/* strings longer than their 2-byte length can say are refused by the encoder */
+	memset(&P, 0, sizeof(P));
+	P.type = MQC_PUBLISH;
+	P.publish.topic.p = (const u8 *)"t";
+	P.publish.topic.len = 70000;
+	assert_int_equal(mqc_encode(MQC_V311, &P, buf, sizeof(buf)), -EINVAL);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -846,6 +881,7 @@ int main(void)
 		cmocka_unit_test(test_v5_3_3_2_3_8_repeatable_properties),
 		cmocka_unit_test(test_encode_rejects_invalid),
 		cmocka_unit_test(test_strerror_names_every_code),
+		cmocka_unit_test(test_decode_topic_count_limit),
 	};
 	static struct CMUnitTest rt[sizeof(rt_cases) / sizeof(rt_cases[0])];
 	static struct CMUnitTest pt[sizeof(prop_cases) / sizeof(prop_cases[0])];
