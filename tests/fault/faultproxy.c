@@ -25,6 +25,7 @@
 
 #define MAX_RULES 64
 #define MAX_CTL 8
+#define MAX_CONNS 1000
 #define HIGH_WATER (1u << 20)
 #define NO_CUT UINT64_MAX
 
@@ -636,11 +637,18 @@ static void conn_start_rules(struct conn *c)
 static void do_accept(int lfd)
 {
 	struct conn *c;
-	int cfd, sfd;
+	int cfd, sfd, live = 0;
 
 	cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd < 0)
 		return;
+	for (c = g.conns; c; c = c->next)
+		live += !c->dead;
+	if (live >= MAX_CONNS) {
+		logf_("refusing a connection: %d live (max %d)", live, MAX_CONNS);
+		close(cfd);
+		return;
+	}
 	sfd = socket(g.broker.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (sfd < 0 || connect(sfd, (struct sockaddr *)&g.broker, g.broker_len)) {
 		logf_("conn=%u broker connect failed: %s", g.nconn + 1, strerror(errno));
@@ -1036,8 +1044,8 @@ int main(int argc, char **argv)
 		fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
 
 	while (!stop_sig) {
-		struct pollfd pfd[4 + MAX_CTL + 2 * 1024];
-		struct conn *pc[2 * 1024];
+		struct pollfd pfd[3 + MAX_CTL + 2 * MAX_CONNS];
+		struct conn *pc[2 * MAX_CONNS];
 		int np = 0, nfixed, timeout;
 		int64_t now = now_ms(), wake = INT64_MAX;
 		struct conn **pp;
@@ -1063,8 +1071,7 @@ int main(int argc, char **argv)
 		for (int i = 0; i < nctl; i++)
 			pfd[np++] = (struct pollfd){ .fd = ctl[i].fd, .events = POLLIN };
 		nfixed = np;
-		for (struct conn *c = g.conns; c && np < (int)(sizeof(pfd) / sizeof(pfd[0])) - 1;
-		     c = c->next) {
+		for (struct conn *c = g.conns; c && np - nfixed + 2 <= 2 * MAX_CONNS; c = c->next) {
 			for (int s = 0; s < 2; s++) {
 				/* socket s is read by half s and written by half 1-s */
 				struct half *rh = &c->h[s], *wh = &c->h[1 - s];

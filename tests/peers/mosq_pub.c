@@ -189,5 +189,9 @@ out:
 	mosquitto_property_free_all(&props);
 	mosquitto_destroy(m);
 	mosquitto_lib_cleanup();
+	peer_stats_free(&s.st);
+	free(s.done);
+	free(s.t0);
+	free(payload);
 	return ret;
 }

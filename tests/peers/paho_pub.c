@@ -273,5 +273,9 @@ int main(int argc, char **argv)
 	pthread_mutex_unlock(&s.lock);
 	MQTTAsync_destroy(&c);
 	MQTTProperties_free(&props);
+	peer_stats_free(&s.st);
+	free(s.done);
+	free(s.t0);
+	free(payload);
 	return ret;
 }

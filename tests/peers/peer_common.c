@@ -248,3 +248,9 @@ void peer_stats_print(struct peer_stats *s, FILE *f)
 			s->dup_completions, s->error ? ": " : "", s->error ? s->error : "");
 	fflush(f);
 }
+
+void peer_stats_free(struct peer_stats *s)
+{
+	free(s->lat_us);
+	s->lat_us = NULL;
+}

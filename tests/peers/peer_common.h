@@ -52,5 +52,6 @@ struct peer_stats {
 
 int peer_stats_init(struct peer_stats *s, const char *lib, const struct peer_opts *o);
 void peer_stats_print(struct peer_stats *s, FILE *f);
+void peer_stats_free(struct peer_stats *s);
 
 #endif
