@@ -172,7 +172,12 @@ struct mqttq_opts {
 	uint16_t keepalive_s;		/* default 60; 0 = off */
 	const struct mqttq_will *will;	/* NULL = no will */
 
-	uint16_t window;		/* outbound QoS 1/2 in flight (capped by Receive Maximum); default 64 */
+	/*
+	 * Outbound QoS 1/2 in flight; v5 caps it by the server's Receive
+	 * Maximum. Default 20, mosquitto's max_inflight_messages: on 3.1.1,
+	 * which cannot announce a limit, mosquitto drops QoS 2 beyond it.
+	 */
+	uint16_t window;
 	uint16_t receive_max;		/* our Receive Maximum; default 64 */
 	uint32_t max_packet_in;		/* our Maximum Packet Size; default 1 MiB */
 	uint32_t retry_ms;		/* 3.1.1 in-session resend interval; default 0 = only on reconnect */

@@ -1330,7 +1330,7 @@ MQ_API void mqttq_opts_init(struct mqttq_opts *o)
 	o->version = MQTTQ_V5;
 	o->clean = 1;
 	o->keepalive_s = 60;
-	o->window = 64;
+	o->window = 20;
 	o->receive_max = 64;
 	o->max_packet_in = 1 << 20;
 	o->queue_max_msgs = 4096;

@@ -1,0 +1,17 @@
+# SPDX-License-Identifier: GPL-2.0 OR MIT
+# Test stage "integration": libmqttq against a real mosquitto, and interop with libmosquitto/paho peers.
+
+IT_B := $(B)/tests/integration
+IT_BIN := $(IT_B)/mqttq-it
+
+ALL += $(IT_BIN)
+CHECK_STAGES += integration
+
+$(IT_BIN): $(TOP)/tests/integration/mqttq_it.c $(B)/tests/peers/peer_common.o $(LIBMQTTQ_A)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LIBMQTTQ_CFLAGS) $< $(B)/tests/peers/peer_common.o $(LIBMQTTQ_A) -o $@ \
+		$(LDFLAGS) $(LIBMQTTQ_LIBS)
+
+.PHONY: check-integration
+check-integration: $(IT_BIN) $(PEER_BINS)
+	@timeout 300 bash $(TOP)/tests/integration/run.sh $(B)
