@@ -54,14 +54,25 @@ int mqc_utf8_check(const u8 *s, u32 len)
 
 int mqc_topic_check(const u8 *s, u32 len, bool alias)
 {
-	u32 i;
+	u32 i, j;
 
 	if (!len)
 		return alias ? 0 : -MQC_E_TOPIC_EMPTY;
-	for (i = 0; i < len; i++)
-		if (s[i] == '+' || s[i] == '#')
+	/* one pass over the plain-ASCII prefix, which is usually all of it */
+	for (i = 0; i < len; i++) {
+		u8 c = s[i];
+
+		if (c == '+' || c == '#')
 			return -MQC_E_TOPIC_WILD;
-	return mqc_utf8_check(s, len);
+		if (!c || c >= 0x80)
+			break;
+	}
+	if (i == len)
+		return 0;
+	for (j = i; j < len; j++)
+		if (s[j] == '+' || s[j] == '#')
+			return -MQC_E_TOPIC_WILD;
+	return mqc_utf8_check(s + i, len - i);
 }
 
 int mqc_filter_check(const u8 *s, u32 len)
