@@ -15,14 +15,16 @@ KMOD_B := $(TOP)/build/kmod
 LINUX_SRC_TAR ?= /usr/src/linux-source-6.1.tar.xz
 LINUX_X := $(TOP)/build/linux-src
 
-kmod_rel_of = $(strip $(shell cat $(1)/include/config/kernel.release 2>/dev/null))
+# utsrelease.h, not include/config/kernel.release: Debian's 6.1 headers put the upstream
+# version (6.1.192) in the latter.
+KMOD_UTS := include/generated/utsrelease.h
+kmod_rel_of = $(strip $(shell sed -n 's/^\#define UTS_RELEASE "\(.*\)"/\1/p' $(1)/$(KMOD_UTS) 2>/dev/null))
 ifneq ($(KDIR),)
 KMOD_RELS := $(call kmod_rel_of,$(KDIR))
 else
-KMOD_RELS := $(if $(wildcard /lib/modules/$(shell uname -r)/build/include/config/kernel.release),\
+KMOD_RELS := $(if $(wildcard /lib/modules/$(shell uname -r)/build/$(KMOD_UTS)),\
 	$(shell uname -r),\
-	$(foreach d,$(wildcard /lib/modules/*/build/include/config/kernel.release),\
-		$(patsubst /lib/modules/%/build/include/config/kernel.release,%,$(d))))
+	$(patsubst /lib/modules/%/build/$(KMOD_UTS),%,$(wildcard /lib/modules/*/build/$(KMOD_UTS))))
 endif
 kmod_kdir = $(if $(KDIR),$(KDIR),/lib/modules/$(1)/build)
 
