@@ -454,7 +454,8 @@ int mqc_props_parse(const u8 *p, u32 len, u8 where, struct mqc_props *out, u64 *
 	int err;
 
 	if (out) {
-		mqc_memset(out, 0, sizeof(*out));
+		/* fields are meaningful only with their bit in present: no full clear */
+		out->present = 0;
 		out->raw.p = p;
 		out->raw.len = len;
 	}
@@ -681,7 +682,8 @@ static int dec_publish(u8 v, struct rd *r, struct mqc_packet *out)
 		if (err)
 			return err;
 		pb->props = &out->props;
-		pb->topic_alias = out->props.topic_alias;
+		if (out->props.present & (1ull << MQC_P_TOPIC_ALIAS))
+			pb->topic_alias = out->props.topic_alias;
 	}
 	err = mqc_topic_check(pb->topic.p, pb->topic.len, pb->topic_alias != 0);
 	if (err)
