@@ -178,7 +178,12 @@ struct mqttq_opts {
 	 * which cannot announce a limit, mosquitto drops QoS 2 beyond it.
 	 */
 	uint16_t window;
-	uint16_t receive_max;		/* our Receive Maximum; default 64 */
+	/*
+	 * Our Receive Maximum. Default 65535: mosquitto 2.0.11 frees its QoS 2
+	 * send quota at PUBREC rather than PUBCOMP, so a smaller value makes
+	 * the (strict) core end the session with 0x93 under load.
+	 */
+	uint16_t receive_max;
 	uint32_t max_packet_in;		/* our Maximum Packet Size; default 1 MiB */
 	uint32_t retry_ms;		/* 3.1.1 in-session resend interval; default 0 = only on reconnect */
 

@@ -1331,7 +1331,7 @@ MQ_API void mqttq_opts_init(struct mqttq_opts *o)
 	o->clean = 1;
 	o->keepalive_s = 60;
 	o->window = 20;
-	o->receive_max = 64;
+	o->receive_max = 65535;
 	o->max_packet_in = 1 << 20;
 	o->queue_max_msgs = 4096;
 	o->queue_max_bytes = 16 << 20;
@@ -1585,10 +1585,21 @@ err_free:
 	return r;
 }
 
+static void mq_dump(struct mqttq *q, const char *when)
+{
+	mq_log(q, MQTTQ_LOG_DEBUG,
+	       "%s: state %d fd %d recv_armed %d send_inflight %d tx %u/%u rx %u/%u held %u "
+	       "evq %u inflight %llu queued %u in_unacked %u",
+	       when,	       q->state, q->fd, q->recv_armed, q->send_inflight, q->tx[0].len, q->tx[1].len,
+	       q->rx_off, q->rx_len, q->nheld, q->evq_len, (unsigned long long)q->st.inflight,
+	       q->pend_n, q->s.in_unacked);
+}
+
 MQ_API void mqttq_destroy(struct mqttq *q)
 {
 	if (!q)
 		return;
+	mq_dump(q, "destroy");
 	if (q->fd >= 0) {
 		shutdown(q->fd, SHUT_RDWR);
 		close(q->fd);
@@ -1718,6 +1729,7 @@ MQ_API int mqttq_disconnect(struct mqttq *q, uint8_t reason)
 {
 	if (!q)
 		return -EINVAL;
+	mq_dump(q, "disconnect");
 	if (q->state == MQ_ST_UP) {
 		pump(q);
 		mqc_disconnect(&q->s, reason, mq_now_ms());
