@@ -46,9 +46,14 @@ jget() {
 	sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" "$1" 2>/dev/null | head -1
 }
 
+# proc_ticks PID: sets ticks to utime+stime (fields 14 and 15 of /proc/PID/stat), builtins only.
 proc_ticks() {
-	# utime+stime of a process: fields 14 and 15, counted after the ')' of the name.
-	sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'
+	local line f
+	ticks=0
+	read -r line <"/proc/$1/stat" 2>/dev/null || return 0
+	line=${line##*) }
+	read -ra f <<<"$line"
+	ticks=$((f[11] + f[12]))
 }
 
 # driver_cmd NAME QOS PORT COUNT TOPIC: the command line of one publishing driver.
@@ -62,71 +67,95 @@ driver_cmd() {
 	esac
 }
 
-# run_row LABEL DRIVER QOS PORT SERVERPID COUNT: one measured run; appends a JSON row to $rows.
-run_row() {
-	local label=$1 drv=$2 q=$3 p=$4 spid=$5 n=$6 out
-	out=$work/$label-$drv-$q
-	local t0 t1 rc ok mps p50 p99 ut st nv sc srv why cmd
+# measure LABEL DRIVER QOS PORT SERVERPID COUNT: one run, kept raw in $work/raw/ (no parsing:
+# under TCG every fork+exec costs a lot, so the VM only measures and the host computes).
+measure() {
+	local label=$1 drv=$2 q=$3 p=$4 spid=$5 n=$6 out t0 t1 rc cmd
+	out=$work/raw/$label+$drv+$q+$n
+	mkdir -p "$work/raw"
+	[ "${BENCH_TRACE:-0}" = 0 ] || echo "bench-trace: $label $drv QoS $q" >&2
 	cmd=$(driver_cmd "$drv" "$q" "$p" "$n" "bench/$drv")
-	t0=$(proc_ticks "$spid")
+	proc_ticks "$spid"
+	t0=$ticks
 	# shellcheck disable=SC2086
 	timeout 300 "$M" "$out.m" -- $cmd >"$out.j" 2>"$out.e"
 	rc=$?
-	t1=$(proc_ticks "$spid")
-	ok=$(jget "$out.j" ok)
-	if [ $rc -ne 0 ] || [ "$ok" != true ]; then
-		why=$(grep -v '^ *$' "$out.e" | tail -1 | tr -d '"\\' | cut -c1-120)
+	proc_ticks "$spid"
+	t1=$ticks
+	echo "$t0 $t1 $rc" >"$out.t"
+}
+
+# row RAWBASE: the JSON row of one measured run, appended to $rows.
+row() {
+	local base=$1 label drv q n t0 t1 rc ok mps p50 p99 ut st nv sc srv why
+	IFS=+ read -r label drv q n <<<"$(basename "$base")"
+	read -r t0 t1 rc <"$base.t"
+	ok=$(jget "$base.j" ok)
+	if [ "$rc" -ne 0 ] || [ "$ok" != true ]; then
+		why=$(grep -v '^ *$' "$base.e" | tail -1 | tr -d '"\\' | cut -c1-120)
 		[ -n "$why" ] || why="exit status $rc"
 		printf '{"set":"%s","driver":"%s","qos":%d,"available":false,"why":"%s"}\n' \
 			"$label" "$drv" "$q" "$why" >>"$rows"
 		return 1
 	fi
-	mps=$(jget "$out.j" msgs_per_s)
-	p50=$(jget "$out.j" p50)
-	p99=$(jget "$out.j" p99)
-	ut=$(jget "$out.m" utime_us)
-	st=$(jget "$out.m" stime_us)
-	nv=$(jget "$out.m" nvcsw)
-	sc=$(jget "$out.m" syscalls)
+	mps=$(jget "$base.j" msgs_per_s)
+	p50=$(jget "$base.j" p50)
+	p99=$(jget "$base.j" p99)
+	ut=$(jget "$base.m" utime_us)
+	st=$(jget "$base.m" stime_us)
+	nv=$(jget "$base.m" nvcsw)
+	sc=$(jget "$base.m" syscalls)
 	srv=$(awk -v a="$t0" -v b="$t1" -v k="$TCK" -v n="$n" 'BEGIN { printf "%.3f", (b - a) * 1e6 / k / n }')
 	awk -v set="$label" -v d="$drv" -v q="$q" -v n="$n" -v mps="$mps" -v p50="$p50" \
 		-v p99="$p99" -v ut="$ut" -v st="$st" -v nv="$nv" -v sc="$sc" -v srv="$srv" \
-		-v src="$(jget "$out.m" syscalls_source)" 'BEGIN {
+		-v src="$(jget "$base.m" syscalls_source)" 'BEGIN {
 		printf "{\"set\":\"%s\",\"driver\":\"%s\",\"qos\":%d,\"available\":true,\"messages\":%d,", set, d, q, n
 		printf "\"msgs_per_s\":%.1f,\"user_us_per_msg\":%.3f,\"sys_us_per_msg\":%.3f,", mps, ut / n, st / n
 		printf "\"server_us_per_msg\":%s,\"p50_us\":%d,\"p99_us\":%d,", srv, p50, p99
-		printf "\"wakeups_per_64\":%.3f,\"syscalls_per_msg\":%s}\n", nv * 64 / n, src == "perf" ? sprintf("%.3f", sc / n) : "null"
+		printf "\"wakeups_per_64\":%.3f,\"syscalls_per_msg\":%s}\n", nv * 64 / n, (src == "perf" ? sprintf("%.3f", sc / n) : "null")
 	}' >>"$rows"
+}
+
+run_row() {
+	measure "$@"
+	row "$work/raw/$1+$2+$3+$6"
 }
 
 # ---- inside the VM: module, private broker, offload and libmosquitto rows ----
 if [ $vm_inner = 1 ]; then
-	rows=/tmp/bench-vm-rows.json work=$(mktemp -d /tmp/bench-vm.XXXXXX)
-	: >"$rows"
+	work=$(mktemp -d /tmp/bench-vm.XXXXXX)
+	mkdir -p "$work/raw"
 	rel=$(uname -r)
 	ko=$top/build/kmod/$rel/mqttq.ko
 	mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 	if ! insmod "$ko" 2>"$work/insmod.err"; then
-		for q in $QOSES; do
-			printf '{"set":"vm","driver":"mqttq-offload","qos":%d,"available":false,"why":"insmod failed: %s"}\n' \
-				"$q" "$(tr -d '"\n' <"$work/insmod.err" | cut -c1-100)" >>"$rows"
-		done
+		read -r why <"$work/insmod.err"
+		echo "BENCHFAIL insmod failed in the VM: ${why//\"/}"
 	else
 		broker_start "$work/broker" "max_inflight_messages 1000" "max_queued_messages 100000" || exit 1
 		for q in $QOSES; do
-			run_row vm mqttq-offload "$q" "$BROKER_PORT" "$BROKER_PID" "$NVM"
-			run_row vm libmosquitto "$q" "$BROKER_PORT" "$BROKER_PID" "$NVM"
+			measure vm mqttq-offload "$q" "$BROKER_PORT" "$BROKER_PID" "$NVM"
+			measure vm libmosquitto "$q" "$BROKER_PORT" "$BROKER_PID" "$NVM"
 		done
-		# Contention: both CPUs busy with a bounded hog while QoS 2 runs.
-		for c in 1 2 3 4; do timeout 120 sh -c 'while :; do :; done' & done
-		run_row vm-contention mqttq-offload 2 "$BROKER_PORT" "$BROKER_PID" "$NVM"
-		run_row vm-contention mqttq-user 2 "$BROKER_PORT" "$BROKER_PID" "$NVM"
-		run_row vm-contention libmosquitto 2 "$BROKER_PORT" "$BROKER_PID" "$NVM"
-		kill $(jobs -p) 2>/dev/null
+		# Contention: every CPU busy with a bounded hog while QoS 2 runs.
+		hogs=()
+		for c in 1 2; do
+			timeout 120 sh -c 'while :; do :; done' &
+			hogs+=($!)
+		done
+		measure vm-contention mqttq-offload 2 "$BROKER_PORT" "$BROKER_PID" "$NVM"
+		measure vm-contention mqttq-user 2 "$BROKER_PORT" "$BROKER_PID" "$NVM"
+		measure vm-contention libmosquitto 2 "$BROKER_PORT" "$BROKER_PID" "$NVM"
+		kill "${hogs[@]}" 2>/dev/null
 		broker_stop
-		"$T/mqttq-stat" --json | sed 's/^/BENCHSTAT /'
+		echo "BENCHSTAT $("$T/mqttq-stat" --json)"
+		# One line per file: BENCHRAW name<TAB>content (each file is one line or empty).
+		for f in "$work"/raw/*; do
+			line=
+			[ -s "$f" ] && { while IFS= read -r l; do line=$l; done <"$f"; }
+			printf 'BENCHRAW %s\t%s\n' "${f##*/}" "$line"
+		done
 	fi
-	sed 's/^/BENCHROW /' "$rows"
 	exit 0
 fi
 
@@ -205,7 +234,9 @@ for k in "$top"/build/kmod/*/mqttq.ko; do
 	[ -f "/boot/vmlinuz-$r" ] && rel=$r && break
 done
 vmwhy=
-if [ -z "$rel" ]; then
+if [ "$quick" = 1 ]; then
+	vmwhy="not run in quick mode: the VM (qemu TCG) needs minutes; make bench runs it"
+elif [ -z "$rel" ]; then
 	vmwhy="mqttq.ko is not built for any installed kernel (see make in kmod/)"
 elif [ ! -x "$top/tests/vm/run" ]; then
 	vmwhy="tests/vm/run is missing"
@@ -214,9 +245,16 @@ else
 	timeout 600 "$top/tests/vm/run" "$rel" --timeout 540 --env "BENCH_QUICK=$quick" \
 		--env "BENCH_NVM=$NVM" -- bash "$top/scripts/bench.sh" --vm-inner >"$work/vm.out" 2>"$work/vm.err"
 	vrc=$?
-	grep '^BENCHROW ' "$work/vm.out" | sed 's/^BENCHROW //' >>"$rows"
+	mkdir -p "$work/vmraw"
+	grep '^BENCHRAW ' "$work/vm.out" | sed 's/^BENCHRAW //' | while IFS=$'\t' read -r name content; do
+		printf '%s\n' "$content" >"$work/vmraw/$name"
+	done
 	grep '^BENCHSTAT ' "$work/vm.out" | sed 's/^BENCHSTAT //' >"$work/vmstat.json"
-	grep -q '"set":"vm"' "$rows" || vmwhy="the VM run ended with status $vrc before any row ($(tail -1 "$work/vm.err" | cut -c1-80))"
+	for t in "$work"/vmraw/*.t; do
+		[ -f "$t" ] && row "${t%.t}"
+	done
+	vmwhy=$(sed -n 's/^BENCHFAIL //p' "$work/vm.out" | head -1)
+	grep -q '"set":"vm"' "$rows" || vmwhy=${vmwhy:-"the VM run ended with status $vrc before any row ($(tail -1 "$work/vm.err" | cut -c1-80))"}
 fi
 if [ -n "$vmwhy" ]; then
 	for q in $QOSES; do
