@@ -155,7 +155,7 @@ wait_file "$W/ready"
 wp=$!
 wait_file "$W/wready"
 kill -9 $wp
-wait $wp 2>/dev/null
+{ wait $wp; } 2>/dev/null
 wait $sp
 check "will published after the client died" grep -q '^it/will gone' "$W/got"
 
