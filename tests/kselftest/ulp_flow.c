@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* kselftest: mqttq ULP publish and receive flows at QoS 0/1/2 on 3.1.1 and 5.0, windows, completions. */
 
+#include <pthread.h>
+
 #include "kselftest_harness.h"
 #include "ulp_util.h"
 
@@ -372,6 +374,101 @@ TEST_F(flow, short_buffer_gets_msg_trunc)
 	EXPECT_EQ(sizeof(r) + 5 + 21, r.len);
 	/* the rest of the record is gone: datagram semantics */
 	EXPECT_EQ(-EAGAIN, (int)(recv(self->cli, &r, sizeof(r), MSG_DONTWAIT) < 0 ? -errno : 0));
+}
+
+TEST_F(flow, record_memory_full_pauses_reading_without_loss)
+{
+	const struct mqttq_rec *r = rec_of(self->rec);
+	char payload[400];
+	int i, v5 = variant->version == MQTTQ_V5;
+
+	/* 4 KiB of records hold a few of these: the rest must wait in TCP */
+	self->s.max_bytes = 4096;
+	ASSERT_EQ(0, ulp_session(self->cli, &self->s));
+	memset(payload, 'p', sizeof(payload) - 1);
+	payload[sizeof(payload) - 1] = 0;
+	for (i = 0; i < 24; i++) {
+		char topic[8];
+
+		snprintf(topic, sizeof(topic), "m/%02d", i);
+		ASSERT_EQ(0, ulp_brk_publish(self->brk, v5, 0, 0, 0, topic, payload));
+	}
+	usleep(100000);
+	EXPECT_GT(4096 * 2, ulp_stat("bytes_held"));
+	for (i = 0; i < 24; i++) {
+		char topic[8];
+
+		snprintf(topic, sizeof(topic), "m/%02d", i);
+		ASSERT_EQ((int)sizeof(*r) + 4 + 399,
+			  ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+		ASSERT_EQ(MQTTQ_REC_MESSAGE, r->type);
+		ASSERT_EQ(0, memcmp(self->rec + sizeof(*r), topic, 4));
+	}
+	EXPECT_EQ(-ETIMEDOUT, ulp_rec(self->cli, self->rec, sizeof(self->rec), 50));
+}
+
+struct late_send {
+	int fd, v5;
+};
+
+static void *send_later(void *arg)
+{
+	struct late_send *l = arg;
+
+	usleep(200000);
+	ulp_brk_publish(l->fd, l->v5, 0, 0, 0, "late", "x");
+	return NULL;
+}
+
+TEST_F(flow, blocking_recv_sleeps_until_a_record)
+{
+	struct timeval tv = { .tv_sec = 5 };
+	struct late_send l = { self->brk, variant->version == MQTTQ_V5 };
+	pthread_t th;
+	long long t0;
+	ssize_t n;
+
+	ASSERT_EQ(0, ulp_session(self->cli, &self->s));
+	ASSERT_EQ(0, setsockopt(self->cli, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
+	ASSERT_EQ(0, pthread_create(&th, NULL, send_later, &l));
+	t0 = ulp_ms();
+	n = recv(self->cli, self->rec, sizeof(self->rec), 0);
+	pthread_join(th, NULL);
+	ASSERT_EQ((ssize_t)sizeof(struct mqttq_rec) + 5, n);
+	EXPECT_EQ(MQTTQ_REC_MESSAGE, rec_of(self->rec)->type);
+	EXPECT_LE(150, ulp_ms() - t0);
+}
+
+TEST_F(flow, ipv6_socket_attaches_and_publishes)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	socklen_t al = sizeof(a);
+	int l, c, b;
+	uint16_t pid;
+
+	l = socket(AF_INET6, SOCK_STREAM, 0);
+	ASSERT_LE(0, l);
+	if (bind(l, (struct sockaddr *)&a, sizeof(a))) {
+		close(l);
+		SKIP(return, "no ::1 here");
+	}
+	ASSERT_EQ(0, listen(l, 1));
+	ASSERT_EQ(0, getsockname(l, (struct sockaddr *)&a, &al));
+	c = socket(AF_INET6, SOCK_STREAM, 0);
+	ASSERT_EQ(0, connect(c, (struct sockaddr *)&a, sizeof(a)));
+	b = accept(l, NULL, NULL);
+	ASSERT_LE(0, b);
+	close(l);
+	ASSERT_EQ(0, ulp_attach(c));
+	ASSERT_EQ(0, ulp_session(c, &self->s));
+	ASSERT_EQ(2, ulp_publish(c, 1, 66, "6", "x", 0));
+	ASSERT_LT(0, ulp_brk_pkt(b, self->pkt, sizeof(self->pkt), ULP_WAIT_MS));
+	pid = pub_pid(self->pkt);
+	ASSERT_EQ(0, ulp_send_ack(b, 4, pid));
+	ASSERT_EQ((int)sizeof(struct mqttq_rec), ulp_rec(c, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	EXPECT_EQ(66, rec_of(self->rec)->token);
+	close(c);
+	close(b);
 }
 
 TEST_HARNESS_MAIN

@@ -253,10 +253,15 @@ static inline int ulp_brk_publish(int fd, int v5, int qos, int dup, uint16_t pid
 	size_t tl = strlen(topic), pl = strlen(payload), n = 0, rl;
 
 	rl = 2 + tl + (qos ? 2 : 0) + (v5 ? 1 : 0) + pl;
-	if (rl > 127 || rl + 2 > sizeof(b))
+	if (rl + 3 > sizeof(b))
 		return -EINVAL;
 	b[n++] = 0x30 | (dup ? 8 : 0) | qos << 1;
-	b[n++] = rl;
+	if (rl > 127) {
+		b[n++] = 0x80 | (rl & 0x7f);
+		b[n++] = rl >> 7;
+	} else {
+		b[n++] = rl;
+	}
 	b[n++] = tl >> 8;
 	b[n++] = tl & 0xff;
 	memcpy(b + n, topic, tl);
