@@ -42,7 +42,8 @@ MQF_HIDDEN int mqf_prog_fd(const struct mqf_mgr *m);
 
 /*
  * Runs the program once (or @repeat times) on one whole MQTT packet by
- * BPF_PROG_TEST_RUN. *@ret is a filter id, MQF_NO_MATCH or MQF_UNDECIDED;
+ * BPF_PROG_TEST_RUN, any size (a big PUBLISH is run as its fixed header and
+ * topic). *@ret is a filter id, MQF_NO_MATCH or MQF_UNDECIDED;
  * *@ns (may be NULL) the kernel's mean time per run.
  */
 MQF_HIDDEN int mqf_run(struct mqf_mgr *m, const void *pkt, size_t len, uint32_t *ret);

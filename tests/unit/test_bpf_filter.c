@@ -308,6 +308,13 @@ static void test_malformed(struct mqf_mgr *m)
 	ok &= mqf_run(m, pkt, n, &r) == 0 && r == 1;
 	n = mkpub(pkt, 1, "a/b", 3, 200);
 	ok &= mqf_run(m, pkt, n, &r) == 0 && r == 1;
+	/* Bigger than a test run takes: run as header and topic, same answer. */
+	n = mkpub(pkt, 2, "a/b", 3, 60000);
+	ok &= mqf_run(m, pkt, n, &r) == 0 && r == 1;
+	n = mkpub(pkt, 0, "x+", 2, 60000);
+	ok &= mqf_run(m, pkt, n, &r) == 0 && r == MQF_UNDECIDED;
+	pkt[1] |= 0x7f; /* remaining length now past the packet's end */
+	ok &= mqf_run(m, pkt, n, &r) == 0 && r == MQF_UNDECIDED;
 	mqf_remove(m, 1);
 	ok &= mqf_commit(m) == 0;
 	tap(ok, "non-PUBLISH and malformed packets are undecided, never a match or a miss");
