@@ -112,12 +112,12 @@ MQ_API const char *mqttq_errmsg(const struct mqttq *q)
 
 /* ---- events ------------------------------------------------------------- */
 
-static u32 evq_free(const struct mqttq *q)
+u32 mq_evq_free(const struct mqttq *q)
 {
 	return q->evq_cap - q->evq_len;
 }
 
-static struct mq_ev *evq_push(struct mqttq *q, int type)
+struct mq_ev *mq_evq_push(struct mqttq *q, int type)
 {
 	struct mq_ev *e;
 
@@ -134,7 +134,7 @@ static struct mq_ev *evq_push(struct mqttq *q, int type)
 }
 
 /* Room the core may fill from one call: a CONNACK resume can complete a whole window. */
-static u32 ev_margin(const struct mqttq *q)
+u32 mq_ev_margin(const struct mqttq *q)
 {
 	return q->o.window + 8;
 }
@@ -162,7 +162,7 @@ static int tx_append(struct mqttq *q, const u8 *p, u32 len)
 	return 0;
 }
 
-static struct io_uring_sqe *get_sqe(struct mqttq *q)
+struct io_uring_sqe *mq_get_sqe(struct mqttq *q)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
 
@@ -181,7 +181,7 @@ static void tx_kick(struct mqttq *q)
 	struct mq_txbuf *t;
 	int idx;
 
-	if (q->send_inflight || q->fd < 0 ||
+	if (q->send_inflight || q->fd < 0 || q->engine == MQTTQ_ENGINE_OFFLOAD ||
 	    (q->state != MQ_ST_UP && q->state != MQ_ST_WAIT_CONNACK))
 		return;
 	if (!q->tx[q->tx_cur].len)
@@ -214,7 +214,7 @@ static void tx_kick(struct mqttq *q)
 			return;
 		}
 	}
-	sqe = get_sqe(q);
+	sqe = mq_get_sqe(q);
 	if (!sqe)
 		return;
 	idx = q->tx_cur;
@@ -354,7 +354,7 @@ static int cb_send_msg(void *ctx, struct mqc_msg *m)
 	return 0;
 }
 
-static void cb_complete(void *ctx, struct mqc_msg *m, u8 reason)
+void mq_complete(void *ctx, struct mqc_msg *m, u8 reason)
 {
 	struct mqttq *q = ctx;
 	struct mq_msg *mm = container_of(m, struct mq_msg, m);
@@ -370,7 +370,7 @@ static void cb_complete(void *ctx, struct mqc_msg *m, u8 reason)
 		q->sync_pub_done = 1;
 		q->sync_pub_res = reason;
 	} else {
-		e = evq_push(q, MQTTQ_EV_PUBLISHED);
+		e = mq_evq_push(q, MQTTQ_EV_PUBLISHED);
 		if (e) {
 			e->ev.token = m->token;
 			e->ev.reason = reason;
@@ -415,7 +415,7 @@ static void decode_msg_props(const struct mqc_inmsg *im, struct mqttq_msg_props 
 	}
 }
 
-static int cb_deliver(void *ctx, const struct mqc_inmsg *im)
+int mq_deliver(void *ctx, const struct mqc_inmsg *im)
 {
 	struct mqttq *q = ctx;
 	u32 fid = 0;
@@ -429,7 +429,7 @@ static int cb_deliver(void *ctx, const struct mqc_inmsg *im)
 			return 0;
 		}
 	}
-	e = evq_push(q, MQTTQ_EV_MESSAGE);
+	e = mq_evq_push(q, MQTTQ_EV_MESSAGE);
 	if (!e)
 		return -ENOSPC;
 	e->in_rx = 1;
@@ -445,7 +445,7 @@ static int cb_deliver(void *ctx, const struct mqc_inmsg *im)
 	return 0;
 }
 
-static struct mq_req *req_find(struct mqttq *q, u64 core_token)
+struct mq_req *mq_req_find(struct mqttq *q, u64 core_token)
 {
 	for (int i = 0; i < MQ_MAX_REQ; i++)
 		if (q->req[i].core_token == core_token)
@@ -456,7 +456,7 @@ static struct mq_req *req_find(struct mqttq *q, u64 core_token)
 static void cb_sub_done(void *ctx, u64 token, const u8 *codes, u32 n)
 {
 	struct mqttq *q = ctx;
-	struct mq_req *r = req_find(q, token);
+	struct mq_req *r = mq_req_find(q, token);
 	struct mq_ev *e;
 
 	if (!r || !token)
@@ -469,7 +469,7 @@ static void cb_sub_done(void *ctx, u64 token, const u8 *codes, u32 n)
 		q->sync_ncodes = n;
 		q->sync_sub_done = 1;
 	} else {
-		e = evq_push(q, r->unsub ? MQTTQ_EV_UNSUBSCRIBED : MQTTQ_EV_SUBSCRIBED);
+		e = mq_evq_push(q, r->unsub ? MQTTQ_EV_UNSUBSCRIBED : MQTTQ_EV_SUBSCRIBED);
 		if (e) {
 			/* the core ends pending requests with no codes when the link drops */
 			if (!codes)
@@ -497,21 +497,22 @@ static void cb_closed(void *ctx, const struct mqc_close *c)
 static const struct mqc_ops core_ops = {
 	.send = cb_send,
 	.send_msg = cb_send_msg,
-	.complete = cb_complete,
-	.deliver = cb_deliver,
+	.complete = mq_complete,
+	.deliver = mq_deliver,
 	.sub_done = cb_sub_done,
 	.closed = cb_closed,
 };
 
 /* ---- connection --------------------------------------------------------- */
 
-static void schedule_reconnect(struct mqttq *q, int err, u8 reason, bool by_peer, bool retry);
+void mq_reconnect(struct mqttq *q, int err, u8 reason, bool by_peer, bool retry);
 
 /* Drops the socket; in-flight state stays in the core for the next session. */
 static void conn_drop(struct mqttq *q)
 {
-	if (q->state == MQ_ST_UP)
+	if (q->state == MQ_ST_UP && q->engine == MQTTQ_ENGINE_USERSPACE)
 		mqc_disconnected(&q->s);
+	mq_off_dropped(q);
 	if (q->fd >= 0) {
 		/* shutdown ends the multishot receive and any send; close drops our reference */
 		shutdown(q->fd, SHUT_RDWR);
@@ -586,7 +587,7 @@ static int start_connect(struct mqttq *q)
 		return mq_err(q, -errno, "socket: %s", strerror(errno));
 	/* We coalesce ourselves; Nagle would only add latency to the last packet of a batch. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	sqe = get_sqe(q);
+	sqe = mq_get_sqe(q);
 	if (!sqe) {
 		close(fd);
 		return -EBUSY;
@@ -598,13 +599,13 @@ static int start_connect(struct mqttq *q)
 	q->connect_inflight = true;
 	q->state = MQ_ST_CONNECTING;
 	q->state_deadline = mq_now_ms() + q->o.connect_timeout_ms;
-	q->engine = MQTTQ_ENGINE_USERSPACE;
+	q->engine = q->want_offload ? MQTTQ_ENGINE_NONE : MQTTQ_ENGINE_USERSPACE;
 	q->st.enters++;
 	io_uring_submit(&q->ring);
 	return 0;
 }
 
-static void schedule_reconnect(struct mqttq *q, int err, u8 reason, bool by_peer, bool retry)
+void mq_reconnect(struct mqttq *q, int err, u8 reason, bool by_peer, bool retry)
 {
 	struct mq_ev *e;
 	u32 d;
@@ -612,7 +613,7 @@ static void schedule_reconnect(struct mqttq *q, int err, u8 reason, bool by_peer
 	conn_drop(q);
 	q->st.disconnects++;
 	retry = retry && !q->o.no_reconnect && q->state != MQ_ST_CLOSED;
-	e = evq_push(q, MQTTQ_EV_DISCONNECTED);
+	e = mq_evq_push(q, MQTTQ_EV_DISCONNECTED);
 	if (e) {
 		e->ev.err = err;
 		e->ev.reason = reason;
@@ -739,7 +740,7 @@ static void arm_recv(struct mqttq *q)
 
 	if (q->recv_armed || q->fd < 0)
 		return;
-	sqe = get_sqe(q);
+	sqe = mq_get_sqe(q);
 	if (!sqe)
 		return;
 	io_uring_prep_recv_multishot(sqe, q->fd, NULL, 0, 0);
@@ -757,7 +758,7 @@ static void on_connack(struct mqttq *q, const u8 *pkt, u32 len)
 	int r;
 
 	if (!p) {
-		schedule_reconnect(q, -ENOMEM, 0, false, true);
+		mq_reconnect(q, -ENOMEM, 0, false, true);
 		return;
 	}
 	r = mqc_decode(q->o.version, pkt, len, q->o.max_packet_in, p);
@@ -767,7 +768,7 @@ static void on_connack(struct mqttq *q, const u8 *pkt, u32 len)
 		mq_err(q, r, "bad CONNACK: %s", mqttq_strerror(r));
 		q->st.proto_errors++;
 		free(p);
-		schedule_reconnect(q, r, 0, false, true);
+		mq_reconnect(q, r, 0, false, true);
 		return;
 	}
 	pr = &p->connack.props;
@@ -788,7 +789,7 @@ static void on_connack(struct mqttq *q, const u8 *pkt, u32 len)
 			}
 		}
 		free(p);
-		schedule_reconnect(q, -ECONNREFUSED, rc, false,
+		mq_reconnect(q, -ECONNREFUSED, rc, false,
 				   !refusal_is_final(q->o.version, rc) || q->have_redirect);
 		return;
 	}
@@ -836,14 +837,39 @@ static void on_connack(struct mqttq *q, const u8 *pkt, u32 len)
 	q->state = MQ_ST_UP;
 	q->backoff_ms = q->o.reconnect_min_ms;
 	q->st.connects++;
-	e = evq_push(q, MQTTQ_EV_CONNECTED);
+	e = mq_evq_push(q, MQTTQ_EV_CONNECTED);
 	if (e)
 		e->ev.session_present = p->connack.session_present;
-	r = mqc_connected(&q->s, &q->lim, p->connack.session_present, mq_now_ms());
+	mq_on_connack_ok(q, p->connack.session_present);
 	free(p);
+}
+
+/* CONNACK accepted: start the engine the options asked for. */
+void mq_on_connack_ok(struct mqttq *q, bool session_present)
+{
+	int r;
+
+	if (q->want_offload) {
+		r = mq_off_attach(q, session_present);
+		if (!r) {
+			mq_log(q, MQTTQ_LOG_INFO, "offload engine: session runs in mqttq.ko");
+			return;
+		}
+		if (q->o.offload == MQTTQ_OFFLOAD_ON) {
+			mq_reconnect(q, -ENOPROTOOPT, 0, false, false);
+			return;
+		}
+		/* auto: the socket is still plain TCP, so the core takes over here */
+		mq_log(q, MQTTQ_LOG_WARN, "offload failed (%s), using the userspace engine",
+		       q->errmsg);
+		q->want_offload = false;
+	}
+	q->engine = MQTTQ_ENGINE_USERSPACE;
+	arm_recv(q);
+	r = mqc_connected(&q->s, &q->lim, session_present, mq_now_ms());
 	if (r < 0) {
 		mq_err(q, r, "session resume failed: %s", mqttq_strerror(r));
-		schedule_reconnect(q, r, 0, false, true);
+		mq_reconnect(q, r, 0, false, true);
 	}
 }
 
@@ -961,7 +987,8 @@ static void rx_parse(struct mqttq *q)
 {
 	u64 now = mq_now_ms();
 
-	while (q->fd >= 0 && q->rx_off < q->rx_len && evq_free(q) > ev_margin(q)) {
+	while (q->fd >= 0 && q->rx_off < q->rx_len && mq_evq_free(q) > mq_ev_margin(q) &&
+	       q->engine != MQTTQ_ENGINE_OFFLOAD) {
 		u8 *pkt = q->rx + q->rx_off;
 		u32 avail = q->rx_len - q->rx_off;
 		int n = mqc_frame_len(pkt, avail, q->o.max_packet_in);
@@ -983,7 +1010,7 @@ static void rx_parse(struct mqttq *q)
 				/* let the core say DISCONNECT with its reason before we drop */
 				mqc_input(&q->s, pkt, avail, now);
 			}
-			schedule_reconnect(q, n, 0, false, true);
+			mq_reconnect(q, n, 0, false, true);
 			return;
 		}
 		q->rx_off += n;
@@ -1012,7 +1039,7 @@ static void rx_parse(struct mqttq *q)
 			if (q->tx[q->tx_cur].len && !q->send_inflight)
 				send(q->fd, q->tx[q->tx_cur].p, q->tx[q->tx_cur].len,
 				     MSG_DONTWAIT | MSG_NOSIGNAL);
-			schedule_reconnect(q, c.err ? c.err : -ECONNRESET, c.reason, c.by_peer,
+			mq_reconnect(q, c.err ? c.err : -ECONNRESET, c.reason, c.by_peer,
 					   true);
 			return;
 		}
@@ -1021,7 +1048,7 @@ static void rx_parse(struct mqttq *q)
 
 /* ---- pending queue ------------------------------------------------------ */
 
-static void pend_push(struct mqttq *q, struct mq_msg *mm)
+void mq_pend_push(struct mqttq *q, struct mq_msg *mm)
 {
 	mm->next = NULL;
 	if (q->pend_tail)
@@ -1035,7 +1062,7 @@ static void pend_push(struct mqttq *q, struct mq_msg *mm)
 	q->st.queued_bytes = q->pend_bytes;
 }
 
-static void fail_msg(struct mqttq *q, struct mq_msg *mm, int err)
+void mq_fail_msg(struct mqttq *q, struct mq_msg *mm, int err)
 {
 	struct mq_ev *e;
 
@@ -1043,7 +1070,7 @@ static void fail_msg(struct mqttq *q, struct mq_msg *mm, int err)
 		q->sync_pub_done = 1;
 		q->sync_pub_res = err;
 	} else {
-		e = evq_push(q, MQTTQ_EV_PUBLISHED);
+		e = mq_evq_push(q, MQTTQ_EV_PUBLISHED);
 		if (e) {
 			e->ev.token = mm->m.token;
 			e->ev.err = err;
@@ -1057,8 +1084,12 @@ static void pump(struct mqttq *q)
 {
 	u64 now = 0;
 
+	if (q->engine == MQTTQ_ENGINE_OFFLOAD) {
+		mq_off_pump(q);
+		return;
+	}
 	while (q->pend_head && q->state == MQ_ST_UP &&
-	       q->tx[q->tx_cur].len < q->tx_soft && evq_free(q) > ev_margin(q)) {
+	       q->tx[q->tx_cur].len < q->tx_soft && mq_evq_free(q) > mq_ev_margin(q)) {
 		struct mq_msg *mm = q->pend_head, *next = mm->next;
 		u32 len = mm->m.len;
 		int r;
@@ -1086,7 +1117,7 @@ static void pump(struct mqttq *q)
 			if (mm->m.qos)
 				q->st.inflight--;
 			mq_err(q, r, "publish rejected by session limits: %s", mqttq_strerror(r));
-			fail_msg(q, mm, r);
+			mq_fail_msg(q, mm, r);
 		}
 		if (q->closing)
 			break;
@@ -1121,7 +1152,7 @@ static void on_cqe(struct mqttq *q, struct io_uring_cqe *cqe)
 		q->st.bytes_tx += cqe->res;
 		t->off += cqe->res;
 		if (t->off < t->len) {
-			struct io_uring_sqe *sqe = get_sqe(q);
+			struct io_uring_sqe *sqe = mq_get_sqe(q);
 
 			if (sqe) {
 				io_uring_prep_send(sqe, q->fd, t->p + t->off, t->len - t->off,
@@ -1141,19 +1172,27 @@ static void on_cqe(struct mqttq *q, struct io_uring_cqe *cqe)
 		q->connect_inflight = false;
 		if (cqe->res < 0) {
 			mq_err(q, cqe->res, "connect: %s", strerror(-cqe->res));
-			schedule_reconnect(q, cqe->res, 0, false, true);
+			mq_reconnect(q, cqe->res, 0, false, true);
 			break;
 		}
 		q->state = MQ_ST_WAIT_CONNACK;
 		if (send_connect(q)) {
-			schedule_reconnect(q, -EINVAL, 0, false, false);
+			mq_reconnect(q, -EINVAL, 0, false, false);
 			break;
 		}
-		arm_recv(q);
+		if (q->want_offload)
+			mq_off_arm_peek(q); /* read CONNACK and not a byte more */
+		else
+			arm_recv(q);
 		tx_kick(q);
 		break;
 	case OP_TIMER:
 		q->timer_armed = false;
+		break;
+	case MQ_OP_PEEK:
+	case MQ_OP_OFFSEND:
+	case MQ_OP_RECREC:
+		mq_off_cqe(q, cqe, op, stale);
 		break;
 	default:
 		break;
@@ -1164,8 +1203,10 @@ static u64 next_deadline(struct mqttq *q)
 {
 	u64 d = ~0ull;
 
-	if (q->state == MQ_ST_UP)
+	if (q->state == MQ_ST_UP && q->engine == MQTTQ_ENGINE_USERSPACE)
 		d = mqc_deadline(&q->s);
+	else if (q->peek_again)
+		d = q->peek_at;
 	else if (q->state == MQ_ST_CONNECTING || q->state == MQ_ST_WAIT_CONNACK ||
 		 q->state == MQ_ST_BACKOFF)
 		d = q->state_deadline;
@@ -1176,24 +1217,27 @@ static void run_timers(struct mqttq *q)
 {
 	u64 now = mq_now_ms();
 
-	if (q->state == MQ_ST_UP && mqc_deadline(&q->s) <= now) {
+	if (q->peek_again && now >= q->peek_at)
+		mq_off_arm_peek(q);
+	if (q->state == MQ_ST_UP && q->engine == MQTTQ_ENGINE_USERSPACE &&
+	    mqc_deadline(&q->s) <= now) {
 		mqc_tick(&q->s, now);
 		if (q->closing) {
 			struct mqc_close c = q->close_info;
 
 			if (c.err == -MQC_E_KEEPALIVE)
 				mq_err(q, c.err, "keepalive: no answer from the broker");
-			schedule_reconnect(q, c.err ? c.err : -ETIMEDOUT, c.reason, c.by_peer, true);
+			mq_reconnect(q, c.err ? c.err : -ETIMEDOUT, c.reason, c.by_peer, true);
 		}
 	} else if ((q->state == MQ_ST_CONNECTING || q->state == MQ_ST_WAIT_CONNACK) &&
 		   now >= q->state_deadline) {
 		mq_err(q, -ETIMEDOUT, "no CONNACK within %u ms", q->o.connect_timeout_ms);
-		schedule_reconnect(q, -ETIMEDOUT, 0, false, true);
+		mq_reconnect(q, -ETIMEDOUT, 0, false, true);
 	} else if (q->state == MQ_ST_BACKOFF && now >= q->state_deadline) {
 		int r = start_connect(q);
 
 		if (r)
-			schedule_reconnect(q, r, 0, false, true);
+			mq_reconnect(q, r, 0, false, true);
 	}
 }
 
@@ -1205,7 +1249,7 @@ static void arm_timer(struct mqttq *q, u64 at)
 
 	if (at == ~0ull || (q->timer_armed && q->timer_at <= at))
 		return;
-	sqe = get_sqe(q);
+	sqe = mq_get_sqe(q);
 	if (!sqe)
 		return;
 	d = at > now ? at - now : 0;
@@ -1238,19 +1282,21 @@ static void progress(struct mqttq *q)
 	if (q->closing && q->fd >= 0) {
 		struct mqc_close c = q->close_info;
 
-		schedule_reconnect(q, c.err ? c.err : -ECONNRESET, c.reason, c.by_peer, true);
+		mq_reconnect(q, c.err ? c.err : -ECONNRESET, c.reason, c.by_peer, true);
 	}
 	rx_compact(q);
 	rx_unhold(q);
 	rx_parse(q);
+	mq_off_progress(q);
 	if (q->fd >= 0 && !q->nheld && (q->rx_eof || q->rx_err) &&
 	    (q->state == MQ_ST_UP || q->state == MQ_ST_WAIT_CONNACK)) {
 		int err = q->rx_err ? q->rx_err : -ECONNRESET;
 
 		mq_err(q, err, "connection lost: %s", strerror(-err));
-		schedule_reconnect(q, err, 0, false, true);
+		mq_reconnect(q, err, 0, false, true);
 	}
-	if (q->state == MQ_ST_UP && !q->recv_armed && !q->nheld)
+	if (q->state == MQ_ST_UP && q->engine == MQTTQ_ENGINE_USERSPACE && !q->recv_armed &&
+	    !q->nheld)
 		arm_recv(q);
 	pump(q);
 	tx_kick(q);
@@ -1510,6 +1556,8 @@ MQ_API int mqttq_new(struct mqttq **out, const struct mqttq_opts *o)
 			goto err_free;
 	}
 	q->filters = mqf_set_new();
+	if (mq_off_init(q))
+		goto err_free;
 	if (!q->evq || !q->slots || !q->in2 || !q->ackq || !q->rx || !q->held_bid ||
 	    !q->held_len || !q->rbufs || !q->filters)
 		goto err_free;
@@ -1624,6 +1672,7 @@ MQ_API void mqttq_destroy(struct mqttq *q)
 	for (int i = 0; i < MQ_ALIAS_SLOTS; i++)
 		free(q->alias[i].topic);
 	mq_pool_fini(q);
+	mq_off_fini(q);
 	mqf_set_free(q->filters);
 	free(q->tx[0].p);
 	free(q->tx[1].p);
@@ -1647,16 +1696,11 @@ int mq_offload_probe(struct mqttq *q)
 {
 	bool loaded = access("/sys/module/mqttq", F_OK) == 0;
 
-	if (q->o.offload == MQTTQ_OFFLOAD_ON) {
-		if (!loaded)
-			return mq_err(q, -ENOPROTOOPT,
-				      "offload required (MQTTQ_OFFLOAD=on) but mqttq.ko is not loaded; "
-				      "run 'modprobe mqttq' or use MQTTQ_OFFLOAD=auto");
-		return mq_err(q, -ENOSYS,
-			      "offload engine not available in this build of libmqttq");
-	}
-	if (loaded && q->o.offload != MQTTQ_OFFLOAD_OFF)
-		mq_log(q, MQTTQ_LOG_INFO, "mqttq.ko loaded but this build uses the userspace engine");
+	if (q->o.offload == MQTTQ_OFFLOAD_ON && !loaded)
+		return mq_err(q, -ENOPROTOOPT,
+			      "offload required (MQTTQ_OFFLOAD=on) but mqttq.ko is not loaded; "
+			      "run 'modprobe mqttq' or use MQTTQ_OFFLOAD=auto");
+	q->want_offload = loaded && q->o.offload != MQTTQ_OFFLOAD_OFF;
 	return 0;
 }
 
@@ -1684,7 +1728,7 @@ MQ_API int mqttq_connect(struct mqttq *q)
 	if (r) {
 		if (q->o.no_reconnect)
 			return r;
-		schedule_reconnect(q, r, 0, false, true);
+		mq_reconnect(q, r, 0, false, true);
 	}
 	return 0;
 }
@@ -1732,9 +1776,13 @@ MQ_API int mqttq_disconnect(struct mqttq *q, uint8_t reason)
 	mq_dump(q, "disconnect");
 	if (q->state == MQ_ST_UP) {
 		pump(q);
-		mqc_disconnect(&q->s, reason, mq_now_ms());
-		tx_kick(q);
-		run(q, 2000, stop_tx_drained);
+		if (q->engine == MQTTQ_ENGINE_OFFLOAD) {
+			mq_off_disconnect(q, reason);
+		} else {
+			mqc_disconnect(&q->s, reason, mq_now_ms());
+			tx_kick(q);
+			run(q, 2000, stop_tx_drained);
+		}
 	}
 	q->state = MQ_ST_CLOSED;
 	conn_drop(q);
@@ -1773,7 +1821,7 @@ static int make_room(struct mqttq *q, u32 len)
 	struct mq_msg *prev = NULL, *mm;
 
 	while (q->pend_n >= q->o.queue_max_msgs || q->pend_bytes + len > q->o.queue_max_bytes) {
-		if (q->o.overflow != MQTTQ_OVERFLOW_DROP_QOS0 || !evq_free(q))
+		if (q->o.overflow != MQTTQ_OVERFLOW_DROP_QOS0 || !mq_evq_free(q))
 			return -ENOBUFS;
 		for (prev = NULL, mm = q->pend_head; mm && mm->m.qos; prev = mm, mm = mm->next)
 			;
@@ -1788,7 +1836,7 @@ static int make_room(struct mqttq *q, u32 len)
 		q->pend_n--;
 		q->pend_bytes -= mm->m.len;
 		q->st.dropped++;
-		fail_msg(q, mm, -ENOBUFS);
+		mq_fail_msg(q, mm, -ENOBUFS);
 	}
 	return 0;
 }
@@ -1899,8 +1947,25 @@ static int publish(struct mqttq *q, const char *topic, const void *payload, size
 	mm->topic_len = tlen;
 	/* fixed header byte + remaining-length varint + 2-byte topic length */
 	mm->topic_off = 1 + varint_width(n) + 2;
+	/* where the v5 property block's contents sit, for the offload engine's iovec */
+	mm->props_off = mm->payload_off;
+	mm->props_len = 0;
+	if (q->o.version == MQC_V5) {
+		u32 at = mm->topic_off + tlen + (qos ? 2 : 0), plen = 0, shift = 0;
+
+		while (at < mm->payload_off && shift < 28) {
+			u8 b = mm->buf[at++];
+
+			plen |= (u32)(b & 0x7f) << shift;
+			shift += 7;
+			if (!(b & 0x80))
+				break;
+		}
+		mm->props_off = at;
+		mm->props_len = plen;
+	}
 	q->st.published++;
-	pend_push(q, mm);
+	mq_pend_push(q, mm);
 	pump(q);
 	return 0;
 }
@@ -1961,7 +2026,7 @@ MQ_API int mqttq_publish_sync(struct mqttq *q, const char *topic, const void *pa
 
 /* ---- subscribe ---------------------------------------------------------- */
 
-static struct mq_req *req_new(struct mqttq *q)
+struct mq_req *mq_req_new(struct mqttq *q)
 {
 	for (int i = 0; i < MQ_MAX_REQ; i++)
 		if (!q->req[i].core_token) {
@@ -2012,14 +2077,16 @@ static int subscribe(struct mqttq *q, const struct mqttq_sub *subs, unsigned int
 						 s->retain_handling << 4;
 		}
 	}
-	rq = req_new(q);
+	rq = mq_req_new(q);
 	if (!rq)
 		return mq_err(q, -EBUSY, "too many (un)subscribe requests in flight");
 	rq->user_token = token;
 	rq->unsub = unsub;
 	rq->sync = sync;
 	rq->n = n;
-	if (unsub)
+	if (q->engine == MQTTQ_ENGINE_OFFLOAD)
+		r = mq_off_subscribe(q, cs, n, sub_id, rq->core_token, unsub);
+	else if (unsub)
 		r = mqc_unsubscribe(&q->s, cs, n, rq->core_token, mq_now_ms());
 	else
 		r = mqc_subscribe(&q->s, cs, n, sub_id, rq->core_token, mq_now_ms());

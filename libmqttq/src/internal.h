@@ -32,6 +32,12 @@ struct mq_msg {
 	u8 in_core;
 	u32 topic_off, topic_len;
 	u32 payload_off, payload_len;
+	/* offload engine: the sendmsg that hands it to mqttq.ko, kept until PUB_DONE */
+	u64 off_seq;		/* kernel token; 0 = not with the kernel */
+	u32 props_off, props_len;
+	struct msghdr mh;
+	struct iovec iov[3];
+	u64 cmsg[8];		/* CMSG_SPACE(sizeof(struct mqttq_pub)), aligned */
 };
 
 struct mq_url {
@@ -170,6 +176,18 @@ struct mqttq {
 	u16 alias_next, alias_max;
 	u32 alias_epoch;
 
+	/* offload engine */
+	bool want_offload;
+	bool peek_armed, peek_again, off_recv_armed;
+	u64 peek_at;
+	u8 peek[512];
+	u64 off_seq;		/* next kernel token */
+	struct mq_msg **off_map;	/* off_seq % off_map_n -> message with the kernel */
+	u32 off_map_n, off_out, off_out_qos;
+	u32 off_batch;		/* sendmsg SQEs in flight */
+	struct mq_msg *off_retry_head, *off_retry_tail;
+	struct mq_msg *off_batch_head, *off_batch_tail;	/* sendmsg SQEs in flight, in order */
+
 	/* local filters */
 	struct mqf_set *filters;
 	unsigned int filter_flags;
@@ -190,6 +208,34 @@ MQ_HIDDEN int mq_err(struct mqttq *q, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 MQ_HIDDEN int mq_parse_url(const char *s, struct mq_url *u);
 MQ_HIDDEN u64 mq_now_ms(void);
+
+/* shared by client.c and offload.c */
+MQ_HIDDEN u32 mq_evq_free(const struct mqttq *q);
+MQ_HIDDEN struct mq_ev *mq_evq_push(struct mqttq *q, int type);
+MQ_HIDDEN u32 mq_ev_margin(const struct mqttq *q);
+MQ_HIDDEN struct io_uring_sqe *mq_get_sqe(struct mqttq *q);
+MQ_HIDDEN void mq_complete(void *ctx, struct mqc_msg *m, u8 reason);
+MQ_HIDDEN int mq_deliver(void *ctx, const struct mqc_inmsg *im);
+MQ_HIDDEN void mq_reconnect(struct mqttq *q, int err, u8 reason, bool by_peer, bool retry);
+MQ_HIDDEN void mq_fail_msg(struct mqttq *q, struct mq_msg *mm, int err);
+MQ_HIDDEN struct mq_req *mq_req_find(struct mqttq *q, u64 core_token);
+MQ_HIDDEN struct mq_req *mq_req_new(struct mqttq *q);
+MQ_HIDDEN void mq_pend_push(struct mqttq *q, struct mq_msg *mm);
+MQ_HIDDEN void mq_on_connack_ok(struct mqttq *q, bool session_present);
+
+/* offload engine (offload.c) */
+enum { MQ_OP_PEEK = 8, MQ_OP_OFFSEND, MQ_OP_RECREC };
+MQ_HIDDEN int mq_off_init(struct mqttq *q);
+MQ_HIDDEN void mq_off_fini(struct mqttq *q);
+MQ_HIDDEN void mq_off_arm_peek(struct mqttq *q);
+MQ_HIDDEN void mq_off_cqe(struct mqttq *q, struct io_uring_cqe *cqe, int op, bool stale);
+MQ_HIDDEN int mq_off_attach(struct mqttq *q, bool session_present);
+MQ_HIDDEN void mq_off_progress(struct mqttq *q);
+MQ_HIDDEN void mq_off_pump(struct mqttq *q);
+MQ_HIDDEN void mq_off_dropped(struct mqttq *q);
+MQ_HIDDEN int mq_off_subscribe(struct mqttq *q, const struct mqc_sub *subs, unsigned int n,
+			       u32 sub_id, u64 token, bool unsub);
+MQ_HIDDEN int mq_off_disconnect(struct mqttq *q, u8 reason);
 
 /* message pool */
 MQ_HIDDEN int mq_pool_init(struct mqttq *q);
