@@ -471,4 +471,37 @@ TEST_F(flow, ipv6_socket_attaches_and_publishes)
 	close(b);
 }
 
+TEST_F(flow, v5_properties_passed_through)
+{
+	static const uint8_t props[] = { 0x01, 0x01, 0x02, 0x00, 0x00, 0x00, 0x3c };
+	struct ulp_pubmsg p;
+	struct iovec iov[3];
+	struct mqttq_pub req;
+	int n;
+
+	ASSERT_EQ(0, ulp_session(self->cli, &self->s));
+	ulp_pub_build(&p, 0, 3, "pp", "body", 4);
+	memcpy(&req, CMSG_DATA(CMSG_FIRSTHDR(&p.msg)), sizeof(req));
+	req.props_len = sizeof(props);
+	memcpy(CMSG_DATA(CMSG_FIRSTHDR(&p.msg)), &req, sizeof(req));
+	iov[0] = p.iov[0];
+	iov[1] = p.iov[1];
+	iov[2].iov_base = (void *)props;
+	iov[2].iov_len = sizeof(props);
+	p.msg.msg_iov = iov;
+	p.msg.msg_iovlen = 3;
+	if (variant->version != MQTTQ_V5) {
+		EXPECT_EQ(-1, sendmsg(self->cli, &p.msg, 0));
+		EXPECT_EQ(EINVAL, errno);
+		return;
+	}
+	ASSERT_EQ((ssize_t)(2 + 4 + sizeof(props)), sendmsg(self->cli, &p.msg, 0));
+	n = ulp_brk_pkt(self->brk, self->pkt, sizeof(self->pkt), ULP_WAIT_MS);
+	/* 30 rl | 00 02 "pp" | 07 props | "body" */
+	ASSERT_EQ(2 + 4 + 1 + (int)sizeof(props) + 4, n);
+	EXPECT_EQ(sizeof(props), self->pkt[6]);
+	EXPECT_EQ(0, memcmp(self->pkt + 7, props, sizeof(props)));
+	EXPECT_EQ(0, memcmp(self->pkt + 7 + sizeof(props), "body", 4));
+}
+
 TEST_HARNESS_MAIN
