@@ -531,7 +531,10 @@ static u32 mqttq_filter_run(struct mqttq_ctx *ctx)
 	if (!skb)
 		return MQTTQ_FILTER_UNDECIDED;
 	skb_put_data(skb, ctx->cur_pkt, ctx->cur_len);
+	/* process context too (strparser work, recvmsg): the filter's map updates rely on RCU */
+	rcu_read_lock();
 	v = bpf_prog_run_clear_cb(ctx->filter, skb);
+	rcu_read_unlock();
 	consume_skb(skb);
 	return v;
 }
