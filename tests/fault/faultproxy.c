@@ -95,6 +95,7 @@ static struct {
 	struct sockaddr_storage broker;
 	socklen_t broker_len;
 	bool quiet;
+	bool trace;
 } g;
 
 static volatile sig_atomic_t stop_sig;
@@ -370,6 +371,10 @@ static void on_event(struct conn *c, int dir, const struct mqf_ev *ev)
 		return;
 	}
 	/* MQF_END */
+	if (g.trace)
+		logf_("conn=%u dir=%s type=%s n=%u off=%" PRIu64 " len=%" PRIu64 " flags=0x%x trace%s",
+		      c->id, dir_name[dir], tn, h->count[ev->type], ev->start, ev->end - ev->start,
+		      ev->hdr & 0x0f, ev->start >= h->cut_at ? " (past the cut: dropped)" : "");
 	for (int i = 0; i < g.nrules; i++) {
 		const struct rule *r = &g.rules[i];
 		unsigned int n = h->count[ev->type];
@@ -860,6 +865,7 @@ static void usage(FILE *f)
 		"  -C, --control PATH      unix socket taking line commands\n"
 		"  -i, --stdin             take line commands on stdin\n"
 		"  -q, --quiet             do not log connection opens\n"
+		"  -t, --trace             log every packet (type, length, flags, offset)\n"
 		"commands: cut [rst] | rst | stall MS [c2s|s2c] | delay MS [c2s|s2c] | fault SPEC\n"
 		"          | clear | stats | quit\n");
 }
@@ -879,6 +885,7 @@ int main(int argc, char **argv)
 		{ "control", required_argument, NULL, 'C' },
 		{ "stdin", no_argument, NULL, 'i' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "trace", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'H' },
 		{ 0 },
 	};
@@ -895,7 +902,7 @@ int main(int argc, char **argv)
 
 	clock_gettime(CLOCK_MONOTONIC, &g.t0);
 	g.log = stderr;
-	while ((opt = getopt_long(argc, argv, "l:c:P:f:s:r:m:L:T:C:iqH", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:c:P:f:s:r:m:L:T:C:iqtH", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
 			listen_at = optarg;
@@ -952,6 +959,9 @@ int main(int argc, char **argv)
 			break;
 		case 'q':
 			g.quiet = true;
+			break;
+		case 't':
+			g.trace = true;
 			break;
 		case 'H':
 			usage(stdout);
