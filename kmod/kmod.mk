@@ -31,6 +31,14 @@ kmod_kdir = $(if $(KDIR),$(KDIR),/lib/modules/$(1)/build)
 KMOD_SRCS = $(wildcard $(TOP)/kmod/*.c $(TOP)/libmqttq/core/*.c)
 KMOD_HDRS = $(wildcard $(TOP)/kmod/*.h $(TOP)/libmqttq/core/*.h $(TOP)/libmqttq/include/*.h)
 KMOD_KOS := $(foreach r,$(KMOD_RELS),$(KMOD_B)/$(r)/mqttq.ko)
+# A removed source changes no prerequisite's mtime; this list, rewritten only when the set
+# of sources changes, makes the module relink without it.
+KMOD_LIST := $(KMOD_B)/sources.list
+kmod_list_now := $(sort $(patsubst $(TOP)/%,%,$(KMOD_SRCS)))
+ifneq ($(KMOD_RELS),)
+$(shell mkdir -p $(KMOD_B) && { [ "$$(cat $(KMOD_LIST) 2>/dev/null)" = "$(kmod_list_now)" ] || \
+	echo "$(kmod_list_now)" >$(KMOD_LIST); })
+endif
 
 ALL += $(KMOD_KOS)
 CLEAN += $(KMOD_B) $(LINUX_X) $(TOP)/build/dkms
@@ -39,7 +47,7 @@ CLEAN += $(KMOD_B) $(LINUX_X) $(TOP)/build/dkms
 # build/), rebuilt every time so added or removed files are seen. W=1 warnings, and
 # modpost's, fail the build: -Werror covers the compiler, the log grep the rest.
 # The stem is the kernel release.
-$(KMOD_B)/%/mqttq.ko: $(KMOD_SRCS) $(KMOD_HDRS) $(TOP)/Kbuild $(TOP)/kmod/kmod.mk
+$(KMOD_B)/%/mqttq.ko: $(KMOD_SRCS) $(KMOD_HDRS) $(KMOD_LIST) $(TOP)/Kbuild $(TOP)/kmod/kmod.mk
 	@set -e -o pipefail; d=$(KMOD_B)/$*; mkdir -p $$d; \
 	find $$d -type l -delete; \
 	ln -s $(TOP)/Kbuild $$d/Kbuild; \
@@ -51,7 +59,7 @@ $(KMOD_B)/%/mqttq.ko: $(KMOD_SRCS) $(KMOD_HDRS) $(TOP)/Kbuild $(TOP)/kmod/kmod.m
 		KCFLAGS=-Werror modules >$$d/build.log 2>&1 || { cat $$d/build.log; exit 1; }; \
 	if grep -Ei '(warning|error):' $$d/build.log; then \
 		echo "kmod: $* built with warnings (see $$d/build.log)" >&2; rm -f $@; exit 1; fi; \
-	test -f $@
+	test -f $@ && touch $@
 
 .PHONY: kmod install install-kmod checkpatch
 kmod: $(KMOD_KOS)
