@@ -60,7 +60,7 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
 		       const mosquitto_property *props)
 {
 	peer_write_line(s.out, msg->topic, msg->payload, msg->payloadlen);
-	s.got++;
+	s.got += peer_first_seen(msg->payload, msg->payloadlen);
 	if (s.o.out_path)
 		fflush(s.out);
 }

@@ -115,7 +115,7 @@ static int on_arrived(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
 	peer_write_line(s.out, topic, m->payload, m->payloadlen);
 	if (s.o.out_path)
 		fflush(s.out);
-	s.got++;
+	s.got += peer_first_seen(m->payload, m->payloadlen);
 	pthread_mutex_unlock(&s.lock);
 	MQTTAsync_freeMessage(&m);
 	MQTTAsync_free(topic);

@@ -27,7 +27,8 @@ static void usage(FILE *f, enum peer_role role, const char *prog)
 			"  -w WINDOW     at most this many messages in flight (default 20)\n"
 			"  --json        print the run's statistics as one JSON line\n");
 	else
-		fprintf(f, "  -C COUNT      exit after COUNT messages\n"
+		fprintf(f, "  -C COUNT      exit after COUNT distinct messages (by seq=, duplicates\n"
+			"                are written but not counted)\n"
 			"  -L MS         after COUNT, keep listening MS ms to catch duplicates\n"
 			"  -o FILE       write one line per message here (default stdout)\n"
 			"  --ready FILE  create FILE once the subscription is acknowledged\n");
@@ -180,6 +181,39 @@ void peer_write_line(FILE *f, const char *topic, const void *payload, size_t len
 	for (size_t i = 0; i < len; i++)
 		fputc(p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '?', f);
 	fputc('\n', f);
+}
+
+bool peer_first_seen(const void *payload, size_t len)
+{
+	static uint8_t *seen;
+	static size_t cap;
+	const char *p = payload;
+	size_t i = 4;
+	unsigned long seq = 0;
+
+	if (len < 5 || memcmp(p, "seq=", 4))
+		return true;
+	for (; i < len && p[i] >= '0' && p[i] <= '9' && seq < 100000000; i++)
+		seq = seq * 10 + (p[i] - '0');
+	if (i == 4 || seq >= 100000000)
+		return true;
+	if (seq / 8 >= cap) {
+		size_t ncap = cap ? cap : 4096;
+		uint8_t *n;
+
+		while (ncap <= seq / 8)
+			ncap *= 2;
+		n = realloc(seen, ncap);
+		if (!n)
+			return true;
+		memset(n + cap, 0, ncap - cap);
+		seen = n;
+		cap = ncap;
+	}
+	if (seen[seq / 8] & (1u << (seq % 8)))
+		return false;
+	seen[seq / 8] |= 1u << (seq % 8);
+	return true;
 }
 
 void peer_touch(const char *path)

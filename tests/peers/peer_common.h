@@ -39,6 +39,11 @@ size_t peer_payload(const struct peer_opts *o, unsigned long seq, char *buf, siz
 /* Writes "<topic> <payload>\n" with non-printable bytes shown as '?'. */
 void peer_write_line(FILE *f, const char *topic, const void *payload, size_t len);
 void peer_touch(const char *path);
+/*
+ * Returns false for a payload whose "seq=<n>" was seen before, so -C counts
+ * distinct messages and duplicates cannot end a subscriber early.
+ */
+bool peer_first_seen(const void *payload, size_t len);
 
 struct peer_stats {
 	const char *lib;
