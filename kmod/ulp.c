@@ -101,7 +101,8 @@ struct mqttq_ctx {
 	struct strparser strp;
 	struct mqttq_sess *sess;
 	u8 state;		/* enum mqttq_sess_state */
-	bool dying, eof, direct, shut_pending, want_in, want_out, out_blocked;
+	bool dying, eof, direct, shut_pending, want_in, want_out;
+	bool room;		/* what poll reports as EPOLLOUT; poll must not touch sess */
 	bool close_pending, local_disc, resumed;
 	int err;
 	struct mqc_close closing;
@@ -708,15 +709,16 @@ static void mqttq_after_core(struct mqttq_ctx *ctx)
 	}
 }
 
+/* Socket lock (or bh lock in softirq) held. */
 static bool mqttq_room(const struct mqttq_ctx *ctx, u32 thresh)
 {
-	const struct mqttq_sess *s = READ_ONCE(ctx->sess);
+	const struct mqttq_sess *s = ctx->sess;
 
-	if (READ_ONCE(ctx->state) != MQTTQ_ST_RUNNING || !s)
+	if (ctx->state != MQTTQ_ST_RUNNING || !s)
 		return true; /* let the caller see the error */
-	if (READ_ONCE(s->msg_bytes) >= s->max_bytes)
+	if (s->msg_bytes >= s->max_bytes)
 		return false;
-	return READ_ONCE(s->core.quota) >= thresh || !READ_ONCE(s->core.inflight);
+	return s->core.quota >= thresh || !s->core.inflight;
 }
 
 static u32 mqttq_out_thresh(const struct mqttq_ctx *ctx)
@@ -730,6 +732,7 @@ static u32 mqttq_out_thresh(const struct mqttq_ctx *ctx)
 static void mqttq_settle(struct mqttq_ctx *ctx)
 {
 	struct mqttq_sess *s = ctx->sess;
+	bool room;
 
 	if (ctx->coal_pending &&
 	    (ctx->coal_pending >= ctx->coal_batch || !s || !s->core.inflight ||
@@ -737,10 +740,15 @@ static void mqttq_settle(struct mqttq_ctx *ctx)
 		ctx->coal_pending = 0;
 		ctx->want_in = true;
 	}
-	if (ctx->out_blocked && mqttq_room(ctx, mqttq_out_thresh(ctx))) {
-		ctx->out_blocked = false;
+	room = mqttq_room(ctx, mqttq_out_thresh(ctx));
+	/*
+	 * Writers are woken when room appears, not per free slot. Pairs with
+	 * poll: it queues itself on sk_wq before reading ctx->room, and
+	 * mqttq_wake's skwq_has_sleeper() orders this store before its check.
+	 */
+	if (room && !ctx->room)
 		ctx->want_out = true;
-	}
+	WRITE_ONCE(ctx->room, room);
 }
 
 static void mqttq_wake(struct mqttq_ctx *ctx)
@@ -1104,7 +1112,6 @@ static int mqttq_wait_room(struct mqttq_ctx *ctx, u8 qos, size_t need, long *tim
 	ctx->direct = false;
 	add_wait_queue(sk_sleep(sk), &wait);
 	while (!mqttq_pub_ready(ctx, qos, need)) {
-		ctx->out_blocked = true;
 		if (!*timeo) {
 			err = -EAGAIN;
 			break;
@@ -1356,10 +1363,8 @@ static __poll_t mqttq_poll(struct file *file, struct socket *sock, poll_table *w
 	if (state == MQTTQ_ST_CLOSED) {
 		mask |= EPOLLOUT | EPOLLWRNORM;
 	} else if (state == MQTTQ_ST_RUNNING) {
-		if (mqttq_room(ctx, mqttq_out_thresh(ctx)))
+		if (READ_ONCE(ctx->room))
 			mask |= EPOLLOUT | EPOLLWRNORM;
-		else
-			WRITE_ONCE(ctx->out_blocked, true);
 	}
 	return mask;
 }
