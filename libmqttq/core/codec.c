@@ -238,39 +238,55 @@ struct pdesc {
 	u8 type;
 	u8 bool01;	/* value must be 0 or 1 */
 	u16 where;	/* MQC_BIT(packet type), MQC_BIT(MQC_W_WILL) for will properties */
+	u16 off;	/* the field in struct mqc_props (none for user properties) */
 };
 
+#define F(field) __builtin_offsetof(struct mqc_props, field)
+
 static const struct pdesc ptab[0x2b] = {
-	[MQC_P_PAYLOAD_FORMAT] = { PT_BYTE, 1, W_PUBWILL },
-	[MQC_P_MESSAGE_EXPIRY] = { PT_U32, 0, W_PUBWILL },
-	[MQC_P_CONTENT_TYPE] = { PT_UTF8, 0, W_PUBWILL },
-	[MQC_P_RESPONSE_TOPIC] = { PT_UTF8, 0, W_PUBWILL },
-	[MQC_P_CORRELATION_DATA] = { PT_BIN, 0, W_PUBWILL },
-	[MQC_P_SUBSCRIPTION_ID] = { PT_VARINT, 0, MQC_BIT(MQC_PUBLISH) | MQC_BIT(MQC_SUBSCRIBE) },
+	[MQC_P_PAYLOAD_FORMAT] = { PT_BYTE, 1, W_PUBWILL, F(payload_format) },
+	[MQC_P_MESSAGE_EXPIRY] = { PT_U32, 0, W_PUBWILL, F(message_expiry) },
+	[MQC_P_CONTENT_TYPE] = { PT_UTF8, 0, W_PUBWILL, F(content_type) },
+	[MQC_P_RESPONSE_TOPIC] = { PT_UTF8, 0, W_PUBWILL, F(response_topic) },
+	[MQC_P_CORRELATION_DATA] = { PT_BIN, 0, W_PUBWILL, F(correlation_data) },
+	[MQC_P_SUBSCRIPTION_ID] = { PT_VARINT, 0, MQC_BIT(MQC_PUBLISH) | MQC_BIT(MQC_SUBSCRIBE),
+				  F(subscription_id) },
 	[MQC_P_SESSION_EXPIRY] = { PT_U32, 0,
-				   MQC_BIT(MQC_CONNECT) | MQC_BIT(MQC_CONNACK) | MQC_BIT(MQC_DISCONNECT) },
-	[MQC_P_ASSIGNED_CLIENT_ID] = { PT_UTF8, 0, MQC_BIT(MQC_CONNACK) },
-	[MQC_P_SERVER_KEEPALIVE] = { PT_U16, 0, MQC_BIT(MQC_CONNACK) },
-	[MQC_P_AUTH_METHOD] = { PT_UTF8, 0, MQC_BIT(MQC_CONNECT) | MQC_BIT(MQC_CONNACK) | MQC_BIT(MQC_AUTH) },
-	[MQC_P_AUTH_DATA] = { PT_BIN, 0, MQC_BIT(MQC_CONNECT) | MQC_BIT(MQC_CONNACK) | MQC_BIT(MQC_AUTH) },
-	[MQC_P_REQUEST_PROBLEM_INFO] = { PT_BYTE, 1, MQC_BIT(MQC_CONNECT) },
-	[MQC_P_WILL_DELAY] = { PT_U32, 0, MQC_BIT(MQC_W_WILL) },
-	[MQC_P_REQUEST_RESPONSE_INFO] = { PT_BYTE, 1, MQC_BIT(MQC_CONNECT) },
-	[MQC_P_RESPONSE_INFO] = { PT_UTF8, 0, MQC_BIT(MQC_CONNACK) },
-	[MQC_P_SERVER_REFERENCE] = { PT_UTF8, 0, MQC_BIT(MQC_CONNACK) | MQC_BIT(MQC_DISCONNECT) },
+				   MQC_BIT(MQC_CONNECT) | MQC_BIT(MQC_CONNACK) | MQC_BIT(MQC_DISCONNECT),
+				  F(session_expiry) },
+	[MQC_P_ASSIGNED_CLIENT_ID] = { PT_UTF8, 0, MQC_BIT(MQC_CONNACK), F(assigned_client_id) },
+	[MQC_P_SERVER_KEEPALIVE] = { PT_U16, 0, MQC_BIT(MQC_CONNACK), F(server_keepalive) },
+	[MQC_P_AUTH_METHOD] = { PT_UTF8, 0, MQC_BIT(MQC_CONNECT) | MQC_BIT(MQC_CONNACK) | MQC_BIT(MQC_AUTH),
+				  F(auth_method) },
+	[MQC_P_AUTH_DATA] = { PT_BIN, 0, MQC_BIT(MQC_CONNECT) | MQC_BIT(MQC_CONNACK) | MQC_BIT(MQC_AUTH),
+				  F(auth_data) },
+	[MQC_P_REQUEST_PROBLEM_INFO] = { PT_BYTE, 1, MQC_BIT(MQC_CONNECT),
+				  F(request_problem_info) },
+	[MQC_P_WILL_DELAY] = { PT_U32, 0, MQC_BIT(MQC_W_WILL), F(will_delay) },
+	[MQC_P_REQUEST_RESPONSE_INFO] = { PT_BYTE, 1, MQC_BIT(MQC_CONNECT),
+				  F(request_response_info) },
+	[MQC_P_RESPONSE_INFO] = { PT_UTF8, 0, MQC_BIT(MQC_CONNACK), F(response_info) },
+	[MQC_P_SERVER_REFERENCE] = { PT_UTF8, 0, MQC_BIT(MQC_CONNACK) | MQC_BIT(MQC_DISCONNECT),
+				  F(server_reference) },
 	[MQC_P_REASON_STRING] = { PT_UTF8, 0,
 				  MQC_BIT(MQC_CONNACK) | W_ACKS | MQC_BIT(MQC_SUBACK) | MQC_BIT(MQC_UNSUBACK) |
-					  MQC_BIT(MQC_DISCONNECT) | MQC_BIT(MQC_AUTH) },
-	[MQC_P_RECEIVE_MAX] = { PT_U16, 0, MQC_BIT(MQC_CONNECT) | MQC_BIT(MQC_CONNACK) },
-	[MQC_P_TOPIC_ALIAS_MAX] = { PT_U16, 0, MQC_BIT(MQC_CONNECT) | MQC_BIT(MQC_CONNACK) },
-	[MQC_P_TOPIC_ALIAS] = { PT_U16, 0, MQC_BIT(MQC_PUBLISH) },
-	[MQC_P_MAX_QOS] = { PT_BYTE, 1, MQC_BIT(MQC_CONNACK) },
-	[MQC_P_RETAIN_AVAILABLE] = { PT_BYTE, 1, MQC_BIT(MQC_CONNACK) },
-	[MQC_P_USER_PROPERTY] = { PT_PAIR, 0, W_ALL },
-	[MQC_P_MAX_PACKET_SIZE] = { PT_U32, 0, MQC_BIT(MQC_CONNECT) | MQC_BIT(MQC_CONNACK) },
-	[MQC_P_WILDCARD_SUB_AVAILABLE] = { PT_BYTE, 1, MQC_BIT(MQC_CONNACK) },
-	[MQC_P_SUB_ID_AVAILABLE] = { PT_BYTE, 1, MQC_BIT(MQC_CONNACK) },
-	[MQC_P_SHARED_SUB_AVAILABLE] = { PT_BYTE, 1, MQC_BIT(MQC_CONNACK) },
+					  MQC_BIT(MQC_DISCONNECT) | MQC_BIT(MQC_AUTH),
+				  F(reason_string) },
+	[MQC_P_RECEIVE_MAX] = { PT_U16, 0, MQC_BIT(MQC_CONNECT) | MQC_BIT(MQC_CONNACK),
+				  F(receive_max) },
+	[MQC_P_TOPIC_ALIAS_MAX] = { PT_U16, 0, MQC_BIT(MQC_CONNECT) | MQC_BIT(MQC_CONNACK),
+				  F(topic_alias_max) },
+	[MQC_P_TOPIC_ALIAS] = { PT_U16, 0, MQC_BIT(MQC_PUBLISH), F(topic_alias) },
+	[MQC_P_MAX_QOS] = { PT_BYTE, 1, MQC_BIT(MQC_CONNACK), F(max_qos) },
+	[MQC_P_RETAIN_AVAILABLE] = { PT_BYTE, 1, MQC_BIT(MQC_CONNACK), F(retain_available) },
+	[MQC_P_USER_PROPERTY] = { PT_PAIR, 0, W_ALL, 0 },
+	[MQC_P_MAX_PACKET_SIZE] = { PT_U32, 0, MQC_BIT(MQC_CONNECT) | MQC_BIT(MQC_CONNACK),
+				  F(max_packet_size) },
+	[MQC_P_WILDCARD_SUB_AVAILABLE] = { PT_BYTE, 1, MQC_BIT(MQC_CONNACK),
+				  F(wildcard_sub_available) },
+	[MQC_P_SUB_ID_AVAILABLE] = { PT_BYTE, 1, MQC_BIT(MQC_CONNACK), F(sub_id_available) },
+	[MQC_P_SHARED_SUB_AVAILABLE] = { PT_BYTE, 1, MQC_BIT(MQC_CONNACK),
+				  F(shared_sub_available) },
 };
 
 static const struct pdesc *pdesc_of(u32 id)
@@ -360,89 +376,28 @@ int mqc_prop_next(struct mqc_str *cursor, struct mqc_prop *out)
 
 static void prop_store(struct mqc_props *o, const struct mqc_prop *pr)
 {
-	switch (pr->id) {
-	case MQC_P_PAYLOAD_FORMAT:
-		o->payload_format = (u8)pr->num;
+	const struct pdesc *d = &ptab[pr->id];
+	u8 *f = (u8 *)o + d->off;
+
+	if (pr->id == MQC_P_USER_PROPERTY)
+		return; /* repeatable: only in raw */
+	/* repeatable in PUBLISH: the first is kept here, all are in raw */
+	if (pr->id == MQC_P_SUBSCRIPTION_ID && (o->present & (1ull << MQC_P_SUBSCRIPTION_ID)))
+		return;
+	switch (d->type) {
+	case PT_BYTE:
+		*f = (u8)pr->num;
 		break;
-	case MQC_P_MESSAGE_EXPIRY:
-		o->message_expiry = pr->num;
+	case PT_U16:
+		*(u16 *)f = (u16)pr->num;
 		break;
-	case MQC_P_CONTENT_TYPE:
-		o->content_type = pr->str;
-		break;
-	case MQC_P_RESPONSE_TOPIC:
-		o->response_topic = pr->str;
-		break;
-	case MQC_P_CORRELATION_DATA:
-		o->correlation_data = pr->str;
-		break;
-	case MQC_P_SUBSCRIPTION_ID:
-		/* repeatable in PUBLISH: the first is kept here, all are in raw */
-		if (!(o->present & (1ull << MQC_P_SUBSCRIPTION_ID)))
-			o->subscription_id = pr->num;
-		break;
-	case MQC_P_SESSION_EXPIRY:
-		o->session_expiry = pr->num;
-		break;
-	case MQC_P_ASSIGNED_CLIENT_ID:
-		o->assigned_client_id = pr->str;
-		break;
-	case MQC_P_SERVER_KEEPALIVE:
-		o->server_keepalive = (u16)pr->num;
-		break;
-	case MQC_P_AUTH_METHOD:
-		o->auth_method = pr->str;
-		break;
-	case MQC_P_AUTH_DATA:
-		o->auth_data = pr->str;
-		break;
-	case MQC_P_REQUEST_PROBLEM_INFO:
-		o->request_problem_info = (u8)pr->num;
-		break;
-	case MQC_P_WILL_DELAY:
-		o->will_delay = pr->num;
-		break;
-	case MQC_P_REQUEST_RESPONSE_INFO:
-		o->request_response_info = (u8)pr->num;
-		break;
-	case MQC_P_RESPONSE_INFO:
-		o->response_info = pr->str;
-		break;
-	case MQC_P_SERVER_REFERENCE:
-		o->server_reference = pr->str;
-		break;
-	case MQC_P_REASON_STRING:
-		o->reason_string = pr->str;
-		break;
-	case MQC_P_RECEIVE_MAX:
-		o->receive_max = (u16)pr->num;
-		break;
-	case MQC_P_TOPIC_ALIAS_MAX:
-		o->topic_alias_max = (u16)pr->num;
-		break;
-	case MQC_P_TOPIC_ALIAS:
-		o->topic_alias = (u16)pr->num;
-		break;
-	case MQC_P_MAX_QOS:
-		o->max_qos = (u8)pr->num;
-		break;
-	case MQC_P_RETAIN_AVAILABLE:
-		o->retain_available = (u8)pr->num;
-		break;
-	case MQC_P_MAX_PACKET_SIZE:
-		o->max_packet_size = pr->num;
-		break;
-	case MQC_P_WILDCARD_SUB_AVAILABLE:
-		o->wildcard_sub_available = (u8)pr->num;
-		break;
-	case MQC_P_SUB_ID_AVAILABLE:
-		o->sub_id_available = (u8)pr->num;
-		break;
-	case MQC_P_SHARED_SUB_AVAILABLE:
-		o->shared_sub_available = (u8)pr->num;
+	case PT_U32:
+	case PT_VARINT:
+		*(u32 *)f = pr->num;
 		break;
 	default:
-		break; /* user properties stay in raw */
+		*(struct mqc_str *)f = pr->str;
+		break;
 	}
 }
 
@@ -969,93 +924,27 @@ static int w_props_body(struct wr *w, const struct mqc_props *pr, const struct m
 	while (bits && !err) {
 		const struct pdesc *d;
 		struct mqc_prop v = { 0 };
+		const u8 *f;
 
 		id = (u32)__builtin_ctzll(bits);
 		bits &= bits - 1;
 		d = pdesc_of(id);
 		if (!d || !(d->where & MQC_BIT(where)))
 			return -EINVAL;
-		/* reuse the decoder's store to find the field: read it back */
-		switch (id) {
-		case MQC_P_PAYLOAD_FORMAT:
-			v.num = pr->payload_format;
+		f = (const u8 *)pr + d->off;
+		switch (d->type) {
+		case PT_BYTE:
+			v.num = *f;
 			break;
-		case MQC_P_MESSAGE_EXPIRY:
-			v.num = pr->message_expiry;
+		case PT_U16:
+			v.num = *(const u16 *)f;
 			break;
-		case MQC_P_CONTENT_TYPE:
-			v.str = pr->content_type;
-			break;
-		case MQC_P_RESPONSE_TOPIC:
-			v.str = pr->response_topic;
-			break;
-		case MQC_P_CORRELATION_DATA:
-			v.str = pr->correlation_data;
-			break;
-		case MQC_P_SUBSCRIPTION_ID:
-			v.num = pr->subscription_id;
-			break;
-		case MQC_P_SESSION_EXPIRY:
-			v.num = pr->session_expiry;
-			break;
-		case MQC_P_ASSIGNED_CLIENT_ID:
-			v.str = pr->assigned_client_id;
-			break;
-		case MQC_P_SERVER_KEEPALIVE:
-			v.num = pr->server_keepalive;
-			break;
-		case MQC_P_AUTH_METHOD:
-			v.str = pr->auth_method;
-			break;
-		case MQC_P_AUTH_DATA:
-			v.str = pr->auth_data;
-			break;
-		case MQC_P_REQUEST_PROBLEM_INFO:
-			v.num = pr->request_problem_info;
-			break;
-		case MQC_P_WILL_DELAY:
-			v.num = pr->will_delay;
-			break;
-		case MQC_P_REQUEST_RESPONSE_INFO:
-			v.num = pr->request_response_info;
-			break;
-		case MQC_P_RESPONSE_INFO:
-			v.str = pr->response_info;
-			break;
-		case MQC_P_SERVER_REFERENCE:
-			v.str = pr->server_reference;
-			break;
-		case MQC_P_REASON_STRING:
-			v.str = pr->reason_string;
-			break;
-		case MQC_P_RECEIVE_MAX:
-			v.num = pr->receive_max;
-			break;
-		case MQC_P_TOPIC_ALIAS_MAX:
-			v.num = pr->topic_alias_max;
-			break;
-		case MQC_P_TOPIC_ALIAS:
-			v.num = pr->topic_alias;
-			break;
-		case MQC_P_MAX_QOS:
-			v.num = pr->max_qos;
-			break;
-		case MQC_P_RETAIN_AVAILABLE:
-			v.num = pr->retain_available;
-			break;
-		case MQC_P_MAX_PACKET_SIZE:
-			v.num = pr->max_packet_size;
-			break;
-		case MQC_P_WILDCARD_SUB_AVAILABLE:
-			v.num = pr->wildcard_sub_available;
-			break;
-		case MQC_P_SUB_ID_AVAILABLE:
-			v.num = pr->sub_id_available;
-			break;
-		case MQC_P_SHARED_SUB_AVAILABLE:
-			v.num = pr->shared_sub_available;
+		case PT_U32:
+		case PT_VARINT:
+			v.num = *(const u32 *)f;
 			break;
 		default:
+			v.str = *(const struct mqc_str *)f;
 			break;
 		}
 		w_u8(w, (u8)id);
