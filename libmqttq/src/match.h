@@ -30,7 +30,12 @@ MQF_HIDDEN bool mqf_topic_valid(const char *topic, size_t len);
  */
 MQF_HIDDEN bool mqf_topic_matches(const char *filter, size_t flen, const char *topic, size_t tlen);
 
-/* A set of (filter, id) pairs answering "lowest id whose filter matches". */
+/*
+ * A set of (filter, id) pairs answering "lowest id whose filter matches",
+ * indexed by a trie over levels: the cost of a match grows with the topic's
+ * levels and the filters it meets, not with the set's size. Not thread-safe:
+ * match may run in several threads only while nothing adds or removes.
+ */
 struct mqf_set;
 
 MQF_HIDDEN struct mqf_set *mqf_set_new(void);
@@ -41,6 +46,8 @@ MQF_HIDDEN int mqf_set_add(struct mqf_set *set, const char *filter, size_t len, 
 MQF_HIDDEN int mqf_set_remove(struct mqf_set *set, uint32_t id);
 /* Lowest id of a filter matching @topic, 0 when none (or the topic is invalid). */
 MQF_HIDDEN uint32_t mqf_set_match(const struct mqf_set *set, const char *topic, size_t len);
+/* The same answer by testing every filter in turn: the reference the trie is tested against. */
+MQF_HIDDEN uint32_t mqf_set_match_scan(const struct mqf_set *set, const char *topic, size_t len);
 MQF_HIDDEN size_t mqf_set_count(const struct mqf_set *set);
 /*
  * The @i-th filter in ascending id order (0 <= i < count); the string is not

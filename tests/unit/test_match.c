@@ -149,13 +149,109 @@ static void test_set_many(void **state)
 	mqf_set_free(s);
 }
 
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+
+static uint32_t rnd(uint32_t n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)((rng >> 11) % n);
+}
+
+static const char *const words[] = { "a", "b", "", "$SYS", "$", "x y", "ab", "A", "c" };
+#define NWORDS (sizeof(words) / sizeof(words[0]))
+
+/*
+ * Filters never use "c" and a leading '+' is followed by a literal, so the
+ * topics heavy in "c" often match nothing; the rest meet '+' and '#' at
+ * every position.
+ */
+static size_t rand_str(char *b, bool filter)
+{
+	size_t n = 0, nl = 1 + rnd(5), i;
+	bool lead_plus = false;
+
+	if (filter && nl < 2)
+		nl = 2;
+	for (i = 0; i < nl; i++) {
+		if (i)
+			b[n++] = '/';
+		if (filter && !(i == 1 && lead_plus) && rnd(i ? 4 : 10) == 0) {
+			b[n++] = '+';
+			lead_plus |= i == 0;
+		} else if (!filter && rnd(3) == 0) {
+			b[n++] = 'c';
+		} else {
+			n += (size_t)sprintf(b + n, "%s", words[rnd(NWORDS - 1)]);
+		}
+	}
+	if (filter && rnd(4) == 0)
+		n += (size_t)sprintf(b + n, "/#");
+	return n;
+}
+
+static size_t compare(const struct mqf_set *s, size_t topics)
+{
+	char t[256];
+	size_t i, bad = 0, hits = 0;
+
+	for (i = 0; i < topics; i++) {
+		size_t n = rand_str(t, false);
+		uint32_t a = mqf_set_match(s, t, n), b = mqf_set_match_scan(s, t, n);
+
+		if (a != b && bad++ < 3)
+			print_message("topic \"%.*s\": trie %u scan %u\n", (int)n, t, a, b);
+		hits += a != 0;
+	}
+	/* Both outcomes must occur, or the comparison proves little. */
+	assert_true(hits > topics / 20 && hits < topics - topics / 20);
+	return bad;
+}
+
+/* The trie against the scan, through adds, removals (nodes freed and reused) and re-adds. */
+static void test_trie_vs_scan(void **state)
+{
+	struct mqf_set *s = mqf_set_new();
+	char f[256];
+	uint32_t id;
+	size_t round;
+
+	assert_non_null(s);
+	for (round = 0; round < 4; round++) {
+		for (id = 1; id <= 600; id++) {
+			size_t n = rand_str(f, true);
+			int err = mqf_set_add(s, f, n, (uint32_t)round * 1000 + id);
+
+			assert_int_equal(err, 0);
+		}
+		assert_int_equal(compare(s, 5000), 0);
+		/* Remove about two thirds, at random. */
+		for (id = 1; id <= 3000; id++)
+			if (rnd(3))
+				mqf_set_remove(s, id + (uint32_t)rnd(4000));
+		assert_int_equal(compare(s, 5000), 0);
+	}
+	while (mqf_set_count(s)) {
+		const char *ff;
+		size_t len;
+
+		assert_int_equal(mqf_set_get(s, 0, &ff, &len, &id), 0);
+		assert_int_equal(mqf_set_remove(s, id), 0);
+	}
+	assert_int_equal(mqf_set_match(s, "a", 1), 0);
+	assert_int_equal(mqf_set_add(s, "a/#", 3, 5), 0);
+	assert_int_equal(mqf_set_match(s, "a", 1), 5);
+	mqf_set_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_spec_cases),   cmocka_unit_test(test_bad_filters),
 		cmocka_unit_test(test_good_filters), cmocka_unit_test(test_length_limits),
 		cmocka_unit_test(test_topic_valid),  cmocka_unit_test(test_set_lowest_id),
-		cmocka_unit_test(test_set_many),
+		cmocka_unit_test(test_set_many),     cmocka_unit_test(test_trie_vs_scan),
 	};
 
 	return cmocka_run_group_tests_name("match", tests, NULL, NULL);
