@@ -242,8 +242,6 @@ int mqc_session_init(struct mqc_session *s, const struct mqc_config *cfg,
  * PUBREC are sent again as new flows (DUP clear), and messages already at
  * PUBREL are complete, since the server took ownership at PUBREC.
  */
-int mqc_connected(struct mqc_session *s, const struct mqc_limits *lim, bool session_present,
-		  u64 now);
 /*
  * Returns 0, -EISCONN, or the -errno of a failed resend (ops->closed has
  * then run). lim may be NULL (3.1.1, or a v5 CONNACK without properties);
@@ -251,7 +249,8 @@ int mqc_connected(struct mqc_session *s, const struct mqc_limits *lim, bool sess
  * Receive Maximum is below the number of messages already in flight, all
  * of them are still resent and new QoS 1/2 publishes wait (-EAGAIN).
  */
-
+int mqc_connected(struct mqc_session *s, const struct mqc_limits *lim, bool session_present,
+		  u64 now);
 /*
  * The transport dropped: stop timers, keep in-flight state for resume.
  * Pending SUBSCRIBE/UNSUBSCRIBE requests end with sub_done(codes NULL, n 0).
@@ -331,16 +330,15 @@ struct mqc_sub {
 	u16 filter_len;
 	u8 options;		/* QoS | no local << 2 | RAP << 3 | retain handling << 4 */
 };
-int mqc_subscribe(struct mqc_session *s, const struct mqc_sub *subs, u32 n, u32 sub_id,
-		  u64 token, u64 now);
-int mqc_unsubscribe(struct mqc_session *s, const struct mqc_sub *subs, u32 n, u64 token,
-		    u64 now);
 /*
  * Subscribe returns 0, -ENOTCONN, -EINVAL (bad filter/options, sub_id on
  * 3.1.1 or over 268435455), -EMSGSIZE, -EAGAIN (MQC_MAX_SUBREQ requests
  * already pending). The result comes through ops->sub_done.
  */
-
+int mqc_subscribe(struct mqc_session *s, const struct mqc_sub *subs, u32 n, u32 sub_id,
+		  u64 token, u64 now);
+int mqc_unsubscribe(struct mqc_session *s, const struct mqc_sub *subs, u32 n, u64 token,
+		    u64 now);
 /*
  * Send DISCONNECT (v5 reason) and end the session cleanly: in-flight state
  * is kept as with mqc_disconnected(); ops->closed is not called.
