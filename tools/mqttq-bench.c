@@ -685,6 +685,8 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	if (g.mode == MODE_SUB && !g.quiet)
+		fprintf(stderr, "%s: %ld client(s) subscribed\n", PROG, g.clients);
 	have_mod = modc_read(m0) > 0;
 	if (g.mode == MODE_CONN) {
 		cost_take(&b);

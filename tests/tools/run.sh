@@ -134,17 +134,29 @@ if ! broker_start "$work/broker" "max_inflight_messages 100"; then
 fi
 P=$BROKER_PORT
 
+# wait_for FILE PATTERN: until a line matches (at most 10 s); mqttq-sub -d logs its SUBACK.
+wait_for() {
+	local i
+	for i in $(seq 1 200); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 fmt='%t|%p|%q|%r|%l|%%|\n|%10t|%-5l|%05l|%x|%X|%-8p|%.2t|\t|@@|\\'
 for v in 311 5; do
 	for q in 0 1 2; do
 		topic="rt/$v/$q"
-		timeout 20 "$T/mqttq-sub" -p "$P" -V "$v" -q 2 -t "rt/$v/#" -C 2 -F "$fmt" \
+		timeout 20 "$T/mqttq-sub" -p "$P" -V "$v" -q 2 -t "rt/$v/#" -C 2 -F "$fmt" -d \
 			>"$work/m.out" 2>"$work/m.err" &
 		a=$!
-		timeout 20 mosquitto_sub -p "$P" -V "$v" -q 2 -t "rt/$v/#" -C 2 -F "$fmt" \
-			>"$work/o.out" 2>"$work/o.err" &
+		# mosquitto_sub -d logs to stdout (line-buffered by stdbuf, to be seen): taken out again below.
+		timeout 20 stdbuf -oL mosquitto_sub -p "$P" -V "$v" -q 2 -t "rt/$v/#" -C 2 -F "$fmt" -d \
+			>"$work/o.raw" 2>"$work/o.err" &
 		c=$!
-		sleep 0.5
+		wait_for "$work/m.err" 'received SUBACK'
+		wait_for "$work/o.raw" 'received SUBACK'
 		"$T/mqttq-pub" -p "$P" -V "$v" -q "$q" -t "$topic" -m "hello v$v q$q" 2>>"$work/m.err"
 		pr=$?
 		"$T/mqttq-pub" -p "$P" -V "$v" -q "$q" -t "$topic/empty" -n 2>>"$work/m.err"
@@ -152,6 +164,7 @@ for v in 311 5; do
 		ra=$?
 		wait $c
 		rc=$?
+		grep -av -e '^Client ' -e '^Subscribed (mid' "$work/o.raw" >"$work/o.out"
 		if [ $pr -eq 0 ] && [ $ra -eq 0 ] && [ $rc -eq 0 ] && [ -s "$work/o.out" ] &&
 			cmp -s "$work/m.out" "$work/o.out"; then
 			ok "v$v QoS $q: mqttq-pub -> mosquitto -> mqttq-sub -F matches mosquitto_sub byte for byte"
@@ -163,31 +176,43 @@ for v in 311 5; do
 	done
 done
 
-# Default and -v output, and -N, against mosquitto_sub for a message from mosquitto_pub.
+# Default and -v output, and -N, against mosquitto_sub. The message is retained before
+# either subscribes, so both get it without racing their SUBACKs.
+mosquitto_pub -p "$P" -t out/a -m "first line" -r
 for flags in "" "-v" "-v -N"; do
 	# shellcheck disable=SC2086
-	timeout 20 "$T/mqttq-sub" -p "$P" -t "out/#" -C 2 $flags >"$work/m.out" 2>&1 &
-	a=$!
+	timeout 20 "$T/mqttq-sub" -p "$P" -t out/a -C 1 -W 5 $flags >"$work/m.out" 2>"$work/m.err"
+	ra=$?
 	# shellcheck disable=SC2086
-	timeout 20 mosquitto_sub -p "$P" -t "out/#" -C 2 $flags >"$work/o.out" 2>&1 &
-	c=$!
-	sleep 0.5
-	mosquitto_pub -p "$P" -t out/a -m "first line"
-	mosquitto_pub -p "$P" -t out/b -n
-	wait $a
-	wait $c
-	if [ -s "$work/o.out" ] && cmp -s "$work/m.out" "$work/o.out"; then
+	timeout 20 mosquitto_sub -p "$P" -t out/a -C 1 -W 5 $flags >"$work/o.out" 2>&1
+	rc=$?
+	if [ $ra -eq 0 ] && [ $rc -eq 0 ] && [ -s "$work/o.out" ] && cmp -s "$work/m.out" "$work/o.out"; then
 		ok "output with '${flags:-no flags}' matches mosquitto_sub"
 	else
-		not_ok "output with '${flags:-no flags}'" "$(od -c "$work/m.out" | head -3)" \
+		not_ok "output with '${flags:-no flags}'" "status $ra / $rc" "$(od -c "$work/m.out" | head -3)" \
 			"$(od -c "$work/o.out" | head -3)"
 	fi
 done
+mosquitto_pub -p "$P" -t out/a -n -r
+
+# -v with an empty payload prints "topic (null)", live (a retained empty message is a delete).
+timeout 20 "$T/mqttq-sub" -p "$P" -t out/b -C 1 -v -d >"$work/m.out" 2>"$work/m.err" &
+a=$!
+timeout 20 stdbuf -oL mosquitto_sub -p "$P" -t out/b -C 1 -v -d >"$work/o.raw" 2>&1 &
+c=$!
+wait_for "$work/m.err" 'received SUBACK'
+wait_for "$work/o.raw" 'received SUBACK'
+mosquitto_pub -p "$P" -t out/b -n
+wait $a
+wait $c
+grep -av -e '^Client ' -e '^Subscribed (mid' "$work/o.raw" >"$work/o.out"
+check "-v of an empty payload matches mosquitto_sub" \
+	bash -c "[ \"\$(cat '$work/m.out')\" = 'out/b (null)' ] && cmp -s '$work/m.out' '$work/o.out'"
 
 # -C: exits 0 after exactly COUNT messages though more are sent.
-timeout 20 "$T/mqttq-sub" -p "$P" -t cnt -q 1 -C 3 >"$work/m.out" 2>"$work/m.err" &
+timeout 20 "$T/mqttq-sub" -p "$P" -t cnt -q 1 -C 3 -d >"$work/m.out" 2>"$work/m.err" &
 a=$!
-sleep 0.5
+wait_for "$work/m.err" 'received SUBACK'
 "$T/mqttq-pub" -p "$P" -t cnt -q 1 -m x --repeat 6
 wait $a
 ra=$?
@@ -202,18 +227,18 @@ check "sub -W 1 ends within 5 s" test $(($(date +%s) - t0)) -le 5
 
 # -l, -f, -s, --repeat: what arrives is what was sent, in order.
 printf 'one\ntwo\n\nfour\n' >"$work/lines"
-timeout 20 "$T/mqttq-sub" -p "$P" -t lines -q 2 -C 4 -F '%l:%p' >"$work/m.out" 2>&1 &
+timeout 20 "$T/mqttq-sub" -p "$P" -t lines -q 2 -C 4 -F '%l:%p' -d >"$work/m.out" 2>"$work/m.err" &
 a=$!
-sleep 0.5
+wait_for "$work/m.err" 'received SUBACK'
 "$T/mqttq-pub" -p "$P" -t lines -q 2 -l <"$work/lines"
 wait $a
 check "pub -l: one message per line, in order, empty line included" \
 	test "$(cat "$work/m.out")" = "$(printf '3:one\n3:two\n0:\n4:four')"
 
 head -c 3000 /dev/urandom >"$work/blob"
-timeout 20 "$T/mqttq-sub" -p "$P" -t blob -q 1 -C 2 -F '%x' >"$work/m.out" 2>&1 &
+timeout 20 "$T/mqttq-sub" -p "$P" -t blob -q 1 -C 2 -F '%x' -d >"$work/m.out" 2>"$work/m.err" &
 a=$!
-sleep 0.5
+wait_for "$work/m.err" 'received SUBACK'
 "$T/mqttq-pub" -p "$P" -t blob -q 1 -f "$work/blob"
 "$T/mqttq-pub" -p "$P" -t blob -q 1 -s <"$work/blob"
 wait $a
@@ -229,17 +254,17 @@ expect_rc 27 "sub -R ignores the retained message" "$T/mqttq-sub" -p "$P" -t ret
 "$T/mqttq-pub" -p "$P" -t ret/x -n -r
 
 # -L URL carries host, port and topic.
-timeout 20 "$T/mqttq-sub" -L "mqtt://127.0.0.1:$P/url/t" -C 1 -v >"$work/m.out" 2>&1 &
+timeout 20 "$T/mqttq-sub" -L "mqtt://127.0.0.1:$P/url/t" -C 1 -v -d >"$work/m.out" 2>"$work/m.err" &
 a=$!
-sleep 0.5
+wait_for "$work/m.err" 'received SUBACK'
 "$T/mqttq-pub" -L "mqtt://127.0.0.1:$P/url/t" -m via-url
 wait $a
 check "-L mqtt://host:port/topic on both tools" test "$(cat "$work/m.out")" = "url/t via-url"
 
 # --filter: only messages matching a local filter are printed.
-timeout 20 "$T/mqttq-sub" -p "$P" -t 'flt/#' --filter 'flt/keep/+' -C 2 -v >"$work/m.out" 2>&1 &
+timeout 20 "$T/mqttq-sub" -p "$P" -t 'flt/#' --filter 'flt/keep/+' -C 2 -v -d >"$work/m.out" 2>"$work/m.err" &
 a=$!
-sleep 0.5
+wait_for "$work/m.err" 'received SUBACK'
 for t in flt/drop/a flt/keep/a flt/drop/b flt/keep/b; do
 	"$T/mqttq-pub" -p "$P" -t $t -m "$t" -q 1
 done
@@ -248,12 +273,14 @@ check "sub --filter prints only matching messages" \
 	test "$(cat "$work/m.out")" = "$(printf 'flt/keep/a flt/keep/a\nflt/keep/b flt/keep/b')"
 
 # Will: a subscriber killed without DISCONNECT makes the broker publish it.
-timeout 20 "$T/mqttq-sub" -p "$P" -t will/t -C 1 >"$work/m.out" 2>&1 &
+timeout 20 "$T/mqttq-sub" -p "$P" -t will/t -C 1 -d >"$work/m.out" 2>"$work/m.err" &
 a=$!
 "$T/mqttq-sub" -p "$P" -t nothing -k 5 --will-topic will/t --will-payload gone --will-qos 1 \
-	>/dev/null 2>&1 &
+	-d >/dev/null 2>"$work/w.err" &
 w=$!
-sleep 0.7
+wait_for "$work/w.err" 'received SUBACK'
+wait_for "$work/m.err" 'received SUBACK'
+
 # Quiet bash's "Killed" job report: it goes to the shell's stderr.
 exec 3>&2 2>/dev/null
 kill -KILL $w
@@ -285,9 +312,10 @@ expect_rc 0 "bench pub with 3 clients and an interval exits 0" "$T/mqttq-bench" 
 check "bench -c 3 -L 20: 60 messages" grep -q '"clients":3,.*"messages":60,' "$work/out"
 expect_rc 0 "bench conn exits 0" "$T/mqttq-bench" conn -p "$P" -c 4 --json
 check "bench conn: 4 connections timed" grep -q '"mode":"conn".*"messages":4,' "$work/out"
-timeout 30 "$T/mqttq-bench" sub -p "$P" -t 'bs/%i' -q 1 -L 50 --json --quiet >"$work/bs.out" 2>&1 &
+timeout 30 "$T/mqttq-bench" sub -p "$P" -t 'bs/%i' -q 1 -L 50 --json >"$work/bs.out" \
+	2>"$work/bs.err" &
 a=$!
-sleep 0.5
+wait_for "$work/bs.err" 'subscribed'
 "$T/mqttq-bench" pub -p "$P" -t 'bs/%i' -q 1 -L 50 --quiet >/dev/null 2>&1
 wait $a
 check "bench sub counts what bench pub sent" grep -q '"mode":"sub".*"messages":50,' "$work/bs.out"
