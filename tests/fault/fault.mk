@@ -35,3 +35,6 @@ SOAK_N ?= 1000000
 SOAK_RATE ?= 0.0002
 soak-fault: $(FAULT_BINS) | peer-bins
 	@B=$(B) SOAK_N=$(SOAK_N) SOAK_RATE=$(SOAK_RATE) bash $(TOP)/tests/fault/soak.sh
+
+# Keep objects: they are intermediate to make, and rebuilding them every run is waste.
+.PRECIOUS: $(FAULT_B)/%.o

@@ -114,13 +114,32 @@ SUB_paho="$peers/peer-paho-sub -h 127.0.0.1 -p @BPORT@ -t @TOPIC@ -q @QOS@ -V @V
 # Per-library bound on one scenario (seconds); a healthy run takes 1-3 s.
 declare -A TIMEOUT=([mosq]=20 [paho]=8)
 : >"$results"
+# Scenarios run FAULT_JOBS at a time (each has its own broker, proxy and ports;
+# they mostly wait on the network), and are reported in order afterwards.
+jobs_max=${FAULT_JOBS:-2}
+nsc=0
+declare -a SC_LIB SC_NAME SC_QOS SC_VER
 # scenario LIB NAME QOS VERSION N [scenario.sh args...]
 scenario() {
-	local lib=$1 name=$2 qos=$3 ver=$4 n=$5 pubv="PUB_$1" subv="SUB_$1" rc res pubjson failed lost dup perr resent
+	local lib=$1 name=$2 qos=$3 ver=$4 n=$5 pubv="PUB_$1" subv="SUB_$1"
 	shift 5
-	bash "$here/scenario.sh" --pub "${!pubv}" --sub "${!subv}" --qos "$qos" -V "$ver" -n "$n" \
-		--timeout "${TIMEOUT[$lib]:-20}" --name "$lib/$name" "$@" >"$tmp/sc.out" 2>&1
-	rc=$?
+	while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+	SC_LIB[nsc]=$lib SC_NAME[nsc]=$name SC_QOS[nsc]=$qos SC_VER[nsc]=$ver
+	(
+		bash "$here/scenario.sh" --pub "${!pubv}" --sub "${!subv}" --qos "$qos" -V "$ver" \
+			-n "$n" --timeout "${TIMEOUT[$lib]:-20}" --name "$lib/$name" "$@" \
+			>"$tmp/sc.$nsc.out" 2>&1
+		echo $? >"$tmp/sc.$nsc.rc"
+	) &
+	nsc=$((nsc + 1))
+}
+
+# report INDEX: one TAP line for a finished scenario, classifying peer-library bugs.
+report() {
+	local i=$1 lib=${SC_LIB[$1]} name=${SC_NAME[$1]} qos=${SC_QOS[$1]} ver=${SC_VER[$1]}
+	local rc res pubjson failed lost dup perr resent
+	cp "$tmp/sc.$i.out" "$tmp/sc.out"
+	rc=$(cat "$tmp/sc.$i.rc" 2>/dev/null || echo 2)
 	res=$(grep -m1 '^result ' "$tmp/sc.out")
 	pubjson=$(grep -m1 '^pub ' "$tmp/sc.out")
 	echo "lib=$lib ${res#result } rc=$rc" >>"$results"
@@ -195,6 +214,8 @@ matrix() { # matrix LIB N CUTN full|short
 command -v mosquitto >/dev/null || { not_ok "mosquitto not installed (scripts/deps.sh)"; exit 1; }
 matrix mosq 2000 300 full
 matrix paho 1000 400 short
+wait
+for ((i = 0; i < nsc; i++)); do report $i; done
 
 echo "# results in $results"
 echo "1..$t"

@@ -108,15 +108,29 @@ wait_file() {
 	return 1
 }
 
+# Returns 1 if mosquitto could not take the port (another test got it first).
+starts=0
 start_broker() {
+	local i
+	starts=$((starts + 1))
 	mosquitto -c "$wd/mosquitto.conf" >>"$wd/mosquitto.log" 2>&1 &
 	mpid=$!
+	# The port answering is not enough (another test's broker could): wait for ours
+	# to say it runs, or to die.
+	for ((i = 0; i < 100; i++)); do
+		if ! kill -0 "$mpid" 2>/dev/null; then
+			wait "$mpid" 2>/dev/null
+			mpid=
+			return 1
+		fi
+		[ "$(grep -c ' running$' "$wd/mosquitto.log")" -ge $starts ] && break
+		sleep 0.05
+	done
 	wait_port "$bport" 50 || fail_setup "mosquitto did not listen on $bport"
 }
 
-bport=$("$bin/mqttq-freeport") || fail_setup "no free port"
-mkdir -p "$wd/db"
-cat >"$wd/mosquitto.conf" <<EOT
+write_conf() {
+	cat >"$wd/mosquitto.conf" <<EOT
 listener $bport 127.0.0.1
 allow_anonymous true
 max_inflight_messages 0
@@ -126,8 +140,16 @@ persistence_location $wd/db/
 autosave_interval 0
 user $(id -un)
 EOT
-for l in "${bconf[@]}"; do echo "$l" >>"$wd/mosquitto.conf"; done
-start_broker
+	for l in "${bconf[@]}"; do echo "$l" >>"$wd/mosquitto.conf"; done
+}
+
+mkdir -p "$wd/db"
+for try in 1 2 3 4 5; do
+	bport=$("$bin/mqttq-freeport") || fail_setup "no free port"
+	write_conf
+	start_broker && break
+	[ "$try" -eq 5 ] && fail_setup "mosquitto could not take a free port 5 times"
+done
 
 rnd=()
 [ -n "$seed" ] && rnd+=(--seed "$seed")
@@ -182,7 +204,7 @@ if [ -n "$restart_ms" ]; then
 	kill -TERM "$mpid"
 	wait "$mpid" 2>/dev/null
 	echo "$(date +%s.%N) broker restarted" >>"$wd/faults.log"
-	start_broker
+	start_broker || fail_setup "mosquitto could not take its port $bport back"
 fi
 wait "$ppub"
 pub_rc=$?

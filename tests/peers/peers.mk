@@ -18,3 +18,4 @@ $(PEER_B)/peer-paho-%: $(PEER_B)/paho_%.o $(PEER_B)/peer_common.o
 
 .PHONY: peer-bins
 peer-bins: $(PEER_BINS)
+.PRECIOUS: $(PEER_B)/%.o
