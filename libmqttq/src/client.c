@@ -912,7 +912,8 @@ static u32 rx_pinned(const struct mqttq *q)
 
 static void rx_compact(struct mqttq *q)
 {
-	if (q->rx_popped || rx_pinned(q))
+	/* an armed record receive (offload) writes at a fixed address in rx */
+	if (q->rx_popped || q->off_recv_armed || rx_pinned(q))
 		return;
 	if (q->rx_off) {
 		memmove(q->rx, q->rx + q->rx_off, q->rx_len - q->rx_off);
