@@ -143,10 +143,10 @@ TEST_F(sess, keepalive_pingreq_then_timeout_closes)
 	n = ulp_brk_pkt(self->brk, self->pkt, sizeof(self->pkt), 5000);
 	ASSERT_EQ(2, n);
 	EXPECT_EQ(0xc0, self->pkt[0]);
-	EXPECT_LE(800, ulp_ms() - t0);
+	EXPECT_LE(ULP_AT_LEAST(1000), ulp_ms() - t0);
 	/* no PINGRESP: dead 1.5 x keepalive after the last send */
 	ASSERT_EQ(0, expect_closed(self->cli, self->rec, sizeof(self->rec), -ETIMEDOUT));
-	EXPECT_LE(1300, ulp_ms() - t0);
+	EXPECT_LE(ULP_AT_LEAST(1500), ulp_ms() - t0);
 	EXPECT_EQ(-EPIPE, ulp_read_full(self->brk, self->pkt, 1, ULP_WAIT_MS));
 	EXPECT_LE(1, ulp_stat("keepalive_timeouts"));
 }
@@ -313,7 +313,7 @@ TEST_F(sess, lingering_session_expires)
 	ulp_abort_close(self->cli);
 	self->cli = -1;
 	EXPECT_EQ(1, ulp_stat("sessions"));
-	EXPECT_EQ(0, ulp_stat_wait("sessions", 0, 4000));
+	EXPECT_EQ(0, ulp_stat_wait("sessions", 0, 8000));
 }
 
 TEST_F(sess, second_socket_with_live_key_is_busy)
@@ -467,6 +467,57 @@ TEST_F(sess, rmmod_refused_while_attached_clean_after_close)
 	EXPECT_EQ(0, mqttq_ksft_loaded());
 	ASSERT_EQ(0, mqttq_ksft_sh("modprobe mqttq || insmod build/kmod/$(uname -r)/mqttq.ko"));
 	EXPECT_EQ(0, ulp_stat("sessions"));
+}
+
+TEST_F(sess, inbound_qos2_exactly_once_across_resume)
+{
+	const struct mqttq_rec *r = rec_of(self->rec);
+	int v5 = variant->version == MQTTQ_V5;
+
+	self->s.key = KEY + 3;
+	self->s.linger_s = 30;
+	ASSERT_EQ(0, ulp_session(self->cli, &self->s));
+	ASSERT_EQ(0, ulp_brk_publish(self->brk, v5, 2, 0, 5, "q2", "once"));
+	ASSERT_EQ(4, ulp_brk_pkt(self->brk, self->pkt, sizeof(self->pkt), ULP_WAIT_MS));
+	EXPECT_EQ(0x50, self->pkt[0]);
+	ASSERT_EQ((int)sizeof(*r) + 6, ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	EXPECT_EQ(MQTTQ_REC_MESSAGE, r->type);
+	/* cut before the broker saw the PUBREC */
+	ulp_abort_close(self->brk);
+	self->brk = -1;
+	ASSERT_EQ((int)sizeof(*r), ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	EXPECT_EQ(MQTTQ_REC_CLOSED, r->type);
+	close(self->cli);
+	self->cli = -1;
+	reattach(_metadata, self, 1);
+	/* the broker resends the PUBLISH: acknowledged again, not delivered again */
+	ASSERT_EQ(0, ulp_brk_publish(self->brk, v5, 2, 1, 5, "q2", "once"));
+	ASSERT_EQ(4, ulp_brk_pkt(self->brk, self->pkt, sizeof(self->pkt), ULP_WAIT_MS));
+	EXPECT_EQ(0x50, self->pkt[0]);
+	EXPECT_EQ(5, self->pkt[3]);
+	ASSERT_EQ(0, ulp_send_ack(self->brk, 6, 5));
+	ASSERT_EQ(4, ulp_brk_pkt(self->brk, self->pkt, sizeof(self->pkt), ULP_WAIT_MS));
+	EXPECT_EQ(0x70, self->pkt[0]);
+	EXPECT_EQ(-ETIMEDOUT, ulp_rec(self->cli, self->rec, sizeof(self->rec), 100));
+}
+
+TEST_F(sess, effective_session_values_readable)
+{
+	struct mqttq_session g;
+	socklen_t l = sizeof(g);
+
+	self->s.window = 7;
+	self->s.key = KEY + 4;
+	self->s.receive_max = 5;
+	ASSERT_EQ(0, ulp_session(self->cli, &self->s));
+	ASSERT_EQ(0, getsockopt(self->cli, SOL_MQTTQ, MQTTQ_SESSION, &g, &l));
+	EXPECT_EQ(sizeof(g), l);
+	EXPECT_EQ(sizeof(g), g.size);
+	EXPECT_EQ(variant->version, g.version);
+	EXPECT_EQ(7, g.window);
+	EXPECT_EQ(KEY + 4, g.key);
+	EXPECT_EQ(variant->version == MQTTQ_V5 ? 5 : 0, g.receive_max);
+	EXPECT_NE(MQTTQ_DEFAULT, g.max_bytes);
 }
 
 TEST_HARNESS_MAIN

@@ -31,6 +31,14 @@
 /* Generous bound for anything the kernel should do "now" (TCG VMs are slow). */
 #define ULP_WAIT_MS 3000
 
+/*
+ * Lower bounds on kernel timers, as a fraction of the nominal time: under
+ * TCG the guest's TSC calibration can fail and then jiffies and
+ * CLOCK_MONOTONIC disagree several-fold. The bound still tells "waited"
+ * from "returned at once".
+ */
+#define ULP_AT_LEAST(ms) ((ms) / 4)
+
 static inline long long ulp_ms(void)
 {
 	struct timespec ts;
