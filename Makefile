@@ -49,7 +49,14 @@ ALL :=
 CHECK_STAGES :=
 CLEAN :=
 
-include $(sort $(wildcard $(TOP)/*/*.mk $(TOP)/*/*/*.mk))
+# Library fragments first: rule prerequisites expand at parse time, so the
+# variables they export ($(LIBMQTTQ_A), $(MQC_OBJS), $(MQF_OBJS)) must exist
+# before the fragments that link against them are read.
+FRAGS_FIRST := $(sort $(wildcard $(TOP)/libmqttq/core/*.mk $(TOP)/libmqttq/bpf/*.mk)) \
+	$(sort $(wildcard $(TOP)/libmqttq/*.mk))
+FRAGS := $(FRAGS_FIRST) \
+	$(filter-out $(FRAGS_FIRST),$(sort $(wildcard $(TOP)/*/*.mk $(TOP)/*/*/*.mk)))
+include $(FRAGS)
 
 .PHONY: all deps check demo bench install clean san check-stages
 all: $(ALL)
