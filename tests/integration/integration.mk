@@ -15,3 +15,10 @@ $(IT_BIN): $(TOP)/tests/integration/mqttq_it.c $(B)/tests/peers/peer_common.o $(
 .PHONY: check-integration
 check-integration: $(IT_BIN) $(PEER_BINS)
 	@timeout 300 bash $(TOP)/tests/integration/run.sh $(B)
+
+# Stage "offload": the offload engine against mosquitto inside the VM, on one kernel.
+CHECK_STAGES += offload
+
+.PHONY: check-offload
+check-offload: $(IT_BIN) $(KMOD_KOS)
+	@bash $(TOP)/tests/integration/check-offload.sh $(B) $(KMOD_VM_RELS)
