@@ -14,6 +14,9 @@ if [ $# -eq 0 ]; then
 fi
 out=$top/build/check/kmod
 mkdir -p "$out"
+# Private logs, so two runs at once (a shared tree) do not write into each other's.
+run=$(mktemp -d "$out/run.XXXXXX") || exit 1
+trap 'rm -rf "$run"' EXIT
 # Per kernel; both boot in parallel. A quiet host needs about 2 min, a loaded one far more.
 vm_timeout=${MQTTQ_KMOD_TIMEOUT:-540}
 
@@ -30,6 +33,7 @@ depmod_tree() {
 		for f in alias depends softdep; do modinfo -F "$f" "$ko"; done
 		nm "$ko" | awk '$2 == "U" || $3 ~ /^__ksymtab_/ { print $2, $3 }'
 	} | sha256sum) || return 1
+	exec 8>"$root.lock" && flock 8 || return 1
 	if [ -f "$md/modules.dep.bin" ] && [ "$(cat "$root/.key" 2>/dev/null)" = "$key" ]; then
 		return 0
 	fi
@@ -45,19 +49,19 @@ depmod_tree() {
 one_kernel() {
 	local rel=$1 t0=$SECONDS
 	if [ ! -f "$top/build/kmod/$rel/mqttq.ko" ]; then
-		echo "vm: no build/kmod/$rel/mqttq.ko" >"$out/$rel.log"
-		echo 126 >"$out/$rel.rc"
+		echo "vm: no build/kmod/$rel/mqttq.ko" >"$run/$rel.log"
+		echo 126 >"$run/$rel.rc"
 		return
 	fi
-	if ! depmod_tree "$rel" >"$out/$rel.log" 2>&1; then
-		echo "vm: depmod of $rel failed" >>"$out/$rel.log"
-		echo 126 >"$out/$rel.rc"
+	if ! depmod_tree "$rel" >"$run/$rel.log" 2>&1; then
+		echo "vm: depmod of $rel failed" >>"$run/$rel.log"
+		echo 126 >"$run/$rel.rc"
 		return
 	fi
 	"$top/tests/vm/run" "$rel" --timeout "$vm_timeout" -- \
-		bash "$top/tests/kselftest/vm-check.sh" "$ksft" >>"$out/$rel.log" 2>&1
-	echo $? >"$out/$rel.rc"
-	echo "vm: $rel stage part took $((SECONDS - t0))s" >>"$out/$rel.log"
+		bash "$top/tests/kselftest/vm-check.sh" "$ksft" >>"$run/$rel.log" 2>&1
+	echo $? >"$run/$rel.rc"
+	echo "vm: $rel stage part took $((SECONDS - t0))s" >>"$run/$rel.log"
 }
 
 echo "# kmod: kernels $*, logs in ${out#"$top"/}/"
@@ -78,8 +82,9 @@ for rel in "$@"; do
 		else
 			echo "# $line"
 		fi
-	done <"$out/$rel.log"
-	rc=$(cat "$out/$rel.rc" 2>/dev/null || echo 126)
+	done <"$run/$rel.log"
+	mv -f "$run/$rel.log" "$out/$rel.log"
+	rc=$(cat "$run/$rel.rc" 2>/dev/null || echo 126)
 	n=$((n + 1))
 	case $rc in
 	0) echo "ok $n - $rel: vm ran to the end, no kernel warning on the console" ;;
