@@ -212,6 +212,28 @@ matrix() { # matrix LIB N CUTN full|short
 }
 
 command -v mosquitto >/dev/null || { not_ok "mosquitto not installed (scripts/deps.sh)"; exit 1; }
+
+# The harness must catch what it is for: a publisher one message short, and one
+# that sends everything twice, both through scenario.sh and the checker.
+control() { # control NAME WANT_REGEX scenario.sh args...
+	local name=$1 want=$2 rc
+	shift 2
+	bash "$here/scenario.sh" --timeout 20 --grace 1 --name "control/$name" "$@" >"$tmp/ctl.out" 2>&1
+	rc=$?
+	if [ $rc -eq 1 ] && grep -Eq "$want" "$tmp/ctl.out"; then
+		ok "harness: $name is reported as a violation"
+	else
+		not_ok "harness: $name is reported as a violation (exit $rc)"
+		sed 's/^/# /' "$tmp/ctl.out"
+	fi
+}
+short_pub="${PUB_mosq/-n @N@/-n 999}"
+control "QoS 1 publisher one message short" '^result .* lost=1 dup=0 ' \
+	--pub "$short_pub" --qos 1 -n 1000
+printf '#!/bin/sh\n"$@" >/dev/null && exec "$@"\n' >"$tmp/twice.sh"
+chmod +x "$tmp/twice.sh"
+control "QoS 2 publisher sending everything twice" '^result .* lost=0 dup=1000 ' \
+	--pub "$tmp/twice.sh $PUB_mosq" --sub "${SUB_mosq/-C @N@/-C 0}" --qos 2 -n 1000
 matrix mosq 2000 300 full
 matrix paho 1000 400 short
 wait
