@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The one place where mqttq.ko papers over differences between the kernels it builds for (6.1, 6.12). */
+/* The one place where mqttq.ko hides differences between its kernels (6.1, 6.12). */
 #ifndef MQTTQ_COMPAT_H
 #define MQTTQ_COMPAT_H
 

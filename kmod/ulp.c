@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* The "mqttq" TCP upper-layer protocol: runs the protocol core on a connected socket, in the kernel. */
+/* The "mqttq" TCP upper-layer protocol: the protocol core on a connected socket, in the kernel. */
 
 #include <linux/bpf.h>
 #include <linux/filter.h>
@@ -1649,7 +1649,8 @@ static int mqttq_getsockopt(struct sock *sk, int level, int optname, char __user
 			mqttq_sess_sync(ctx->sess);
 		st = ctx->st;
 		st.records = ctx->nrecs;
-		st.bytes_held = ctx->rec_bytes + ctx->tx_bytes + (ctx->sess ? ctx->sess->msg_bytes : 0);
+		st.bytes_held =
+			ctx->rec_bytes + ctx->tx_bytes + (ctx->sess ? ctx->sess->msg_bytes : 0);
 		st.inflight = ctx->sess ? ctx->sess->core.inflight : 0;
 		st.quota = ctx->sess ? ctx->sess->core.quota : 0;
 		st.state = ctx->state;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-/* Benchmark of the mqttq ULP: kernel CPU per acknowledged QoS 1/2 message and reader wakeups, against a loopback acking peer. */
+/* Benchmark of the mqttq ULP: kernel CPU per acknowledged message and reader wakeups. */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -222,7 +222,8 @@ static int run(const struct opts *o)
 		 (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
 	printf("v%d qos%d %s window=%d n=%ld payload=%d: %.0f msg/s, kernel cpu %.1f us/msg "
 	       "(all cpus, incl. peer TCP), publisher thread sys %.1f us/msg, "
-	       "%.1f poll wakeups/1000 msgs, %.1f kernel wakeups/1000 msgs, %.1f records/1000 msgs\n",
+	       "%.1f poll wakeups/1000 msgs, %.1f kernel wakeups/1000 msgs, "
+	       "%.1f records/1000 msgs\n",
 	       o->version == MQTTQ_V5 ? 5 : 3, o->qos, o->coalesce ? "coalesced" : "per-message",
 	       o->window, o->n, o->payload, o->n / (t1 - t0),
 	       (k1 - k0) * (1e6 / sysconf(_SC_CLK_TCK)) / o->n, sys_us / o->n,

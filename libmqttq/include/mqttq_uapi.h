@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR MIT */
-/* Socket interface of the "mqttq" TCP upper-layer protocol (mqttq.ko): options, control messages and records. */
+/* Socket interface of the "mqttq" TCP ULP (mqttq.ko): options, cmsgs and records. */
 #ifndef MQTTQ_UAPI_H
 #define MQTTQ_UAPI_H
 
@@ -188,10 +188,10 @@ struct mqttq_rec {
 	__u32 payload_len;  /* MESSAGE */
 	__u32 props_len;    /* MESSAGE: v5 property block contents */
 	__u32 filter_id;    /* MESSAGE: BPF filter verdict (0 without a filter) */
-	__s32 detail;	    /* CLOSED: the protocol core's code (MQC_E_*, negative) or -errno */
+	__s32 detail;	    /* CLOSED: the core's code (MQC_E_*, negative) or -errno */
 	__u16 topic_len;    /* MESSAGE */
 	__u16 pid;	    /* MESSAGE: packet identifier (0 for QoS 0) */
-	__u8 reason;	    /* PUB_DONE(_RUN): v5 reason (>= 0x80 refused); CLOSED: DISCONNECT reason */
+	__u8 reason;	    /* PUB_DONE(_RUN): v5 reason, >= 0x80 refused; CLOSED: DISCONNECT */
 	__u8 qos;	    /* MESSAGE, PUB_DONE */
 	__u8 pad[2];
 };

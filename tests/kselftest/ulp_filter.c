@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* kselftest: the MQTTQ_FILTER_FD eBPF hook: non-matching messages are acknowledged, dropped and counted. */
+/* kselftest: the MQTTQ_FILTER_FD hook acknowledges, drops and counts non-matching messages. */
 
 #include <linux/bpf.h>
 #include <sys/syscall.h>
@@ -95,7 +95,8 @@ TEST_F(filter, drops_non_matching_after_ack_tags_matching)
 	EXPECT_EQ(11, self->pkt[3]);
 	EXPECT_EQ(-ETIMEDOUT, ulp_rec(self->cli, self->rec, sizeof(self->rec), 100));
 	ASSERT_EQ(0, ulp_brk_publish(self->brk, 0, 1, 0, 12, "ab", "kept"));
-	ASSERT_EQ((int)sizeof(*r) + 6, ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	ASSERT_EQ((int)sizeof(*r) + 6,
+		  ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
 	EXPECT_EQ(MQTTQ_REC_MESSAGE, r->type);
 	EXPECT_EQ(5, r->filter_id);
 	ASSERT_EQ(4, ulp_brk_pkt(self->brk, self->pkt, sizeof(self->pkt), ULP_WAIT_MS));
@@ -106,7 +107,8 @@ TEST_F(filter, drops_non_matching_after_ack_tags_matching)
 	/* removing the filter delivers everything again */
 	ASSERT_EQ(0, setsockopt(self->cli, SOL_MQTTQ, MQTTQ_FILTER_FD, &off, sizeof(off)));
 	ASSERT_EQ(0, ulp_brk_publish(self->brk, 0, 0, 0, 0, "xb", "back"));
-	ASSERT_EQ((int)sizeof(*r) + 6, ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	ASSERT_EQ((int)sizeof(*r) + 6,
+		  ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
 	EXPECT_EQ(0, r->filter_id);
 }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* kselftest: mqttq ULP publish and receive flows at QoS 0/1/2 on 3.1.1 and 5.0, windows, completions. */
+/* kselftest: mqttq ULP flows at QoS 0/1/2 on 3.1.1 and 5.0, windows, completions. */
 
 #include <pthread.h>
 
@@ -217,13 +217,15 @@ TEST_F(flow, inbound_acked_on_delivery_only_after_read)
 	ASSERT_EQ(0, ulp_brk_publish(self->brk, v5, 2, 0, 4, "d", "2"));
 	/* unread means unacknowledged */
 	EXPECT_EQ(1, ulp_quiet(self->brk, 200));
-	ASSERT_EQ((int)sizeof(*r) + 2, ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	ASSERT_EQ((int)sizeof(*r) + 2,
+		  ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
 	EXPECT_EQ(3, r->pid);
 	ASSERT_EQ(4, ulp_brk_pkt(self->brk, self->pkt, sizeof(self->pkt), ULP_WAIT_MS));
 	EXPECT_EQ(0x40, self->pkt[0]);
 	EXPECT_EQ(3, self->pkt[3]);
 	EXPECT_EQ(1, ulp_quiet(self->brk, 100));
-	ASSERT_EQ((int)sizeof(*r) + 2, ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	ASSERT_EQ((int)sizeof(*r) + 2,
+		  ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
 	EXPECT_EQ(4, r->pid);
 	ASSERT_EQ(4, ulp_brk_pkt(self->brk, self->pkt, sizeof(self->pkt), ULP_WAIT_MS));
 	EXPECT_EQ(0x50, self->pkt[0]);
@@ -239,7 +241,8 @@ TEST_F(flow, pubrel_before_pubrec_on_delivery_is_protocol_error)
 	ASSERT_EQ(0, ulp_session(self->cli, &self->s));
 	ASSERT_EQ(0, ulp_brk_publish(self->brk, v5, 2, 0, 4, "d", "2"));
 	ASSERT_EQ(0, ulp_send_ack(self->brk, 6, 4));
-	ASSERT_EQ((int)sizeof(*r) + 2, ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	ASSERT_EQ((int)sizeof(*r) + 2,
+		  ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
 	EXPECT_EQ(MQTTQ_REC_MESSAGE, r->type);
 	ASSERT_EQ((int)sizeof(*r), ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
 	EXPECT_EQ(MQTTQ_REC_CLOSED, r->type);
@@ -465,7 +468,8 @@ TEST_F(flow, ipv6_socket_attaches_and_publishes)
 	ASSERT_LT(0, ulp_brk_pkt(b, self->pkt, sizeof(self->pkt), ULP_WAIT_MS));
 	pid = pub_pid(self->pkt);
 	ASSERT_EQ(0, ulp_send_ack(b, 4, pid));
-	ASSERT_EQ((int)sizeof(struct mqttq_rec), ulp_rec(c, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	ASSERT_EQ((int)sizeof(struct mqttq_rec),
+		  ulp_rec(c, self->rec, sizeof(self->rec), ULP_WAIT_MS));
 	EXPECT_EQ(66, rec_of(self->rec)->token);
 	close(c);
 	close(b);

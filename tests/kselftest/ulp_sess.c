@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* kselftest: mqttq ULP attach rules, keepalive, 3.1.1 retry, session resume after a cut, bad input, rmmod. */
+/* kselftest: mqttq ULP attach rules, keepalive, retry, resume after a cut, bad input, rmmod. */
 
 #include "kselftest_harness.h"
 #include "ulp_util.h"
@@ -127,7 +127,8 @@ TEST_F(sess, bytes_sent_before_session_are_processed_after)
 	usleep(50000);
 	EXPECT_EQ(0, ulp_poll(self->cli, POLLIN, 0) & POLLIN);
 	ASSERT_EQ(0, ulp_session(self->cli, &self->s));
-	ASSERT_EQ((int)sizeof(*r) + 9, ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	ASSERT_EQ((int)sizeof(*r) + 9,
+		  ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
 	EXPECT_EQ(MQTTQ_REC_MESSAGE, r->type);
 	EXPECT_EQ(0, memcmp(self->rec + sizeof(*r), "earlybird", 9));
 }
@@ -446,7 +447,8 @@ TEST_F(sess, subscribe_through_the_kernel)
 	suback[4] = v5 ? 0 : 1;
 	suback[5] = 1;
 	ASSERT_EQ(0, ulp_send(self->brk, suback, v5 ? 6 : 5));
-	ASSERT_EQ((int)sizeof(*r) + 1, ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	ASSERT_EQ((int)sizeof(*r) + 1,
+		  ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
 	EXPECT_EQ(MQTTQ_REC_SUBACK, r->type);
 	EXPECT_EQ(900, r->token);
 	EXPECT_EQ(1, r->count);
@@ -480,7 +482,8 @@ TEST_F(sess, inbound_qos2_exactly_once_across_resume)
 	ASSERT_EQ(0, ulp_brk_publish(self->brk, v5, 2, 0, 5, "q2", "once"));
 	ASSERT_EQ(4, ulp_brk_pkt(self->brk, self->pkt, sizeof(self->pkt), ULP_WAIT_MS));
 	EXPECT_EQ(0x50, self->pkt[0]);
-	ASSERT_EQ((int)sizeof(*r) + 6, ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	ASSERT_EQ((int)sizeof(*r) + 6,
+		  ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
 	EXPECT_EQ(MQTTQ_REC_MESSAGE, r->type);
 	/* cut before the broker saw the PUBREC */
 	ulp_abort_close(self->brk);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* kselftest: the mqttq socket driven by io_uring: SENDMSG publishes, multishot RECVMSG over a provided buffer ring. */
+/* kselftest: the mqttq socket under io_uring: SENDMSG, multishot RECVMSG, buffer ring. */
 
 #include <liburing.h>
 #include <sys/mman.h>

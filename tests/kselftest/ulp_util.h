@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Helpers for the mqttq ULP kselftests: a loopback TCP pair where the test plays the MQTT broker. */
+/* Helpers for the mqttq ULP kselftests: a loopback pair where the test plays the broker. */
 #ifndef ULP_UTIL_H
 #define ULP_UTIL_H
 
@@ -253,7 +253,7 @@ static inline int ulp_rec(int fd, void *buf, size_t cap, int ms)
 	}
 }
 
-/* A PUBLISH the broker sends: QoS, pid, flags (dup/retain) and topic/payload, 3.1.1 or v5 layout. */
+/* A PUBLISH the broker sends (QoS, pid, DUP, topic, payload), 3.1.1 or v5 layout. */
 static inline int ulp_brk_publish(int fd, int v5, int qos, int dup, uint16_t pid, const char *topic,
 				  const char *payload)
 {
