@@ -7,7 +7,8 @@
 LIBMQTTQ_DIR := $(TOP)/libmqttq
 LIBMQTTQ_B := $(B)/libmqttq
 LIBMQTTQ_VER := 0.1.0
-LIBMQTTQ_SRCS := $(addprefix $(LIBMQTTQ_DIR)/src/,client.c offload.c pool.c url.c)
+# match.c is the BPF engineer's reference matcher; the library compiles it (see bpf.mk)
+LIBMQTTQ_SRCS := $(addprefix $(LIBMQTTQ_DIR)/src/,client.c offload.c pool.c url.c match.c)
 # The core is compiled here again, position-independent and hidden, so the
 # shared object does not depend on how the core's own fragment builds it.
 LIBMQTTQ_CORE_SRCS = $(wildcard $(LIBMQTTQ_DIR)/core/*.c)
@@ -19,15 +20,16 @@ LIBMQTTQ_SO := $(LIBMQTTQ_B)/libmqttq.so
 LIBMQTTQ_A := $(LIBMQTTQ_B)/libmqttq.a
 LIBMQTTQ_PC := $(LIBMQTTQ_B)/libmqttq.pc
 LIBMQTTQ_CFLAGS := -I$(LIBMQTTQ_DIR)/include
-LIBMQTTQ_LIBS = -luring -lpthread
+# libbpf for the eBPF topic filter manager ($(MQF_OBJS), libmqttq/bpf/bpf.mk)
+LIBMQTTQ_LIBS = -luring $(MQF_LIBS)
 LIBMQTTQ_MAN := $(wildcard $(LIBMQTTQ_DIR)/man/*.3)
 
 ALL += $(LIBMQTTQ_SO) $(LIBMQTTQ_A) $(LIBMQTTQ_PC)
 
 LIBMQTTQ_CC = $(CC) $(CFLAGS) -fPIC -fvisibility=hidden -I$(LIBMQTTQ_DIR)/include \
-	-I$(LIBMQTTQ_DIR)/src
+	-I$(LIBMQTTQ_DIR)/src -I$(LIBMQTTQ_DIR)/bpf
 
-$(LIBMQTTQ_B)/pic/%.o: $(LIBMQTTQ_DIR)/src/%.c $(LIBMQTTQ_HDRS)
+$(LIBMQTTQ_B)/pic/%.o: $(LIBMQTTQ_DIR)/src/%.c $(LIBMQTTQ_HDRS) $(MQF_SKEL)
 	@mkdir -p $(@D)
 	$(LIBMQTTQ_CC) -c $< -o $@
 
@@ -35,21 +37,15 @@ $(LIBMQTTQ_B)/pic/core_%.o: $(LIBMQTTQ_DIR)/core/%.c $(LIBMQTTQ_HDRS)
 	@mkdir -p $(@D)
 	$(LIBMQTTQ_CC) -c $< -o $@
 
-$(LIBMQTTQ_B)/pic/match.o: $(LIBMQTTQ_DIR)/src/match.c $(LIBMQTTQ_DIR)/src/match.h
-	@mkdir -p $(@D)
-	$(LIBMQTTQ_CC) -c $< -o $@
-
-$(LIBMQTTQ_B)/libmqttq.so.$(LIBMQTTQ_VER): $(LIBMQTTQ_OBJS) $(LIBMQTTQ_B)/pic/match.o \
-		$(LIBMQTTQ_DIR)/libmqttq.map
+$(LIBMQTTQ_B)/libmqttq.so.$(LIBMQTTQ_VER): $(LIBMQTTQ_OBJS) $(MQF_OBJS) $(LIBMQTTQ_DIR)/libmqttq.map
 	$(CC) -shared -Wl,-soname,libmqttq.so.0 -Wl,--version-script=$(LIBMQTTQ_DIR)/libmqttq.map \
-		-Wl,--no-undefined $(LDFLAGS) -o $@ $(LIBMQTTQ_OBJS) $(LIBMQTTQ_B)/pic/match.o \
-		$(LIBMQTTQ_LIBS)
+		-Wl,--no-undefined $(LDFLAGS) -o $@ $(LIBMQTTQ_OBJS) $(MQF_OBJS) $(LIBMQTTQ_LIBS)
 
 $(LIBMQTTQ_SO): $(LIBMQTTQ_B)/libmqttq.so.$(LIBMQTTQ_VER)
 	ln -sf libmqttq.so.$(LIBMQTTQ_VER) $(LIBMQTTQ_B)/libmqttq.so.0
 	ln -sf libmqttq.so.$(LIBMQTTQ_VER) $@
 
-$(LIBMQTTQ_A): $(LIBMQTTQ_OBJS) $(LIBMQTTQ_B)/pic/match.o
+$(LIBMQTTQ_A): $(LIBMQTTQ_OBJS) $(MQF_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 

@@ -437,6 +437,7 @@ struct mqttq_stats {
 	uint64_t mem_bytes;		/* message buffer memory held */
 	uint64_t recvs;			/* receive completions (one per burst of bytes) */
 	uint64_t waits;			/* times mqttq_wait() slept in the kernel */
+	uint64_t filter_in_kernel;	/* 1: the eBPF filter drops unmatched QoS 0 before us */
 };
 /* Copies min(size, sizeof) bytes of counters (ABI-safe across versions). */
 int mqttq_stats(const struct mqttq *q, struct mqttq_stats *st, size_t size);

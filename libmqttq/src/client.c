@@ -15,6 +15,7 @@
 
 #include "internal.h"
 #include "match.h"
+#include "mqf.h"
 
 #define container_of(p, t, m) ((t *)((char *)(p) - offsetof(t, m)))
 
@@ -513,6 +514,11 @@ static void conn_drop(struct mqttq *q)
 	if (q->state == MQ_ST_UP && q->engine == MQTTQ_ENGINE_USERSPACE)
 		mqc_disconnected(&q->s);
 	mq_off_dropped(q);
+	if (q->mqf_sock >= 0) {
+		mqf_sock_detach(q->mqf, q->mqf_sock);
+		q->mqf_sock = -1;
+	}
+	q->st.filter_in_kernel = 0;
 	if (q->fd >= 0) {
 		/* shutdown ends the multishot receive and any send; close drops our reference */
 		shutdown(q->fd, SHUT_RDWR);
@@ -1181,10 +1187,23 @@ static void on_cqe(struct mqttq *q, struct io_uring_cqe *cqe)
 			mq_reconnect(q, -EINVAL, 0, false, false);
 			break;
 		}
-		if (q->want_offload)
+		if (q->want_offload) {
 			mq_off_arm_peek(q); /* read CONNACK and not a byte more */
-		else
+		} else {
+			/* sockmap mode must start before the first byte arrives */
+			if (q->mqf && mqf_set_count(q->filters) &&
+			    !(q->filter_flags & MQTTQ_FILTER_DELIVER_UNMATCHED)) {
+				int r = mqf_sock_attach(q->mqf, q->fd);
+
+				if (!r) {
+					q->mqf_sock = q->fd;
+					q->st.filter_in_kernel = 1;
+				} else {
+					mq_log(q, MQTTQ_LOG_INFO, "sockmap attach: %s", strerror(-r));
+				}
+			}
 			arm_recv(q);
+		}
 		tx_kick(q);
 		break;
 	case OP_TIMER:
@@ -1435,6 +1454,7 @@ MQ_API int mqttq_new(struct mqttq **out, const struct mqttq_opts *o)
 		return -ENOMEM;
 	q->o = *o;
 	q->fd = -1;
+	q->mqf_sock = -1;
 	q->debug = getenv("MQTTQ_DEBUG") != NULL;
 	if (!q->o.max_packet_in)
 		q->o.max_packet_in = 1 << 20;
@@ -1674,6 +1694,8 @@ MQ_API void mqttq_destroy(struct mqttq *q)
 		free(q->alias[i].topic);
 	mq_pool_fini(q);
 	mq_off_fini(q);
+	if (q->mqf)
+		mqf_close(q->mqf);
 	mqf_set_free(q->filters);
 	free(q->tx[0].p);
 	free(q->tx[1].p);
@@ -2243,20 +2265,56 @@ MQ_API int mqttq_next_timeout_ms(struct mqttq *q)
 
 /* ---- filters ------------------------------------------------------------ */
 
+/* Loads the eBPF filter manager once; without it the reference matcher does all the work. */
+static void filter_load(struct mqttq *q)
+{
+	int r;
+
+	if (q->mqf_tried)
+		return;
+	q->mqf_tried = true;
+	r = mqf_open(&q->mqf, 0);
+	if (r) {
+		q->mqf = NULL;
+		mq_log(q, MQTTQ_LOG_INFO,
+		       "eBPF topic filter unavailable (%s): matching in process with the "
+		       "reference matcher", strerror(-r));
+		return;
+	}
+	mq_log(q, MQTTQ_LOG_INFO, "eBPF topic filter loaded");
+}
+
+int mq_filter_prog_fd(struct mqttq *q)
+{
+	if (!q->mqf || !mqf_set_count(q->filters))
+		return -1;
+	return mqf_prog_fd(q->mqf);
+}
+
 MQ_API int mqttq_filter_add(struct mqttq *q, const char *filter, uint32_t id)
 {
+	size_t len;
 	int r;
 
 	if (!q || !filter)
 		return -EINVAL;
-	if (!q->filter_logged) {
-		q->filter_logged = true;
-		mq_log(q, MQTTQ_LOG_INFO,
-		       "local filters: matching in process (reference matcher), not in eBPF");
-	}
-	r = mqf_set_add(q->filters, filter, strlen(filter), id);
+	filter_load(q);
+	len = strlen(filter);
+	r = mqf_set_add(q->filters, filter, len, id);
 	if (r)
 		return mq_err(q, r, "filter '%s' id %u: %s", filter, id, strerror(-r));
+	if (q->mqf) {
+		r = mqf_add(q->mqf, filter, len, id);
+		if (!r) {
+			r = mqf_commit(q->mqf);
+			if (r)
+				mqf_remove(q->mqf, id);
+		}
+		if (r) {
+			mqf_set_remove(q->filters, id);
+			return mq_err(q, r, "eBPF filter '%s': %s", filter, strerror(-r));
+		}
+	}
 	return 0;
 }
 
@@ -2269,6 +2327,8 @@ MQ_API int mqttq_filter_remove(struct mqttq *q, uint32_t id)
 	r = mqf_set_remove(q->filters, id);
 	if (r)
 		return mq_err(q, r, "no filter with id %u", id);
+	if (q->mqf && !mqf_remove(q->mqf, id))
+		mqf_commit(q->mqf);
 	return 0;
 }
 
@@ -2277,6 +2337,12 @@ MQ_API int mqttq_filter_flags(struct mqttq *q, unsigned int flags)
 	if (!q || (flags & ~MQTTQ_FILTER_DELIVER_UNMATCHED))
 		return -EINVAL;
 	q->filter_flags = flags;
+	/* the kernel would drop what this mode wants to see */
+	if ((flags & MQTTQ_FILTER_DELIVER_UNMATCHED) && q->mqf_sock >= 0) {
+		mqf_sock_detach(q->mqf, q->mqf_sock);
+		q->mqf_sock = -1;
+		q->st.filter_in_kernel = 0;
+	}
 	return 0;
 }
 

@@ -190,6 +190,9 @@ struct mqttq {
 
 	/* local filters */
 	struct mqf_set *filters;
+	struct mqf_mgr *mqf;	/* eBPF filter manager, NULL when it could not load */
+	bool mqf_tried;
+	int mqf_sock;		/* socket in the sockmap, -1 none */
 	unsigned int filter_flags;
 	bool filter_logged;
 
@@ -222,6 +225,7 @@ MQ_HIDDEN struct mq_req *mq_req_find(struct mqttq *q, u64 core_token);
 MQ_HIDDEN struct mq_req *mq_req_new(struct mqttq *q);
 MQ_HIDDEN void mq_pend_push(struct mqttq *q, struct mq_msg *mm);
 MQ_HIDDEN void mq_on_connack_ok(struct mqttq *q, bool session_present);
+MQ_HIDDEN int mq_filter_prog_fd(struct mqttq *q);
 
 /* offload engine (offload.c) */
 enum { MQ_OP_PEEK = 8, MQ_OP_OFFSEND, MQ_OP_RECREC };

@@ -147,6 +147,17 @@ int mq_off_attach(struct mqttq *q, bool session_present)
 	s.shared_sub_available = q->lim.shared_sub_available;
 	if (setsockopt(q->fd, SOL_MQTTQ, MQTTQ_SESSION, &s, sizeof(s)))
 		return mq_err(q, -errno, "MQTTQ_SESSION: %s", strerror(errno));
+	{
+		int pfd = mq_filter_prog_fd(q);
+
+		/* the module runs the same eBPF filter on each PUBLISH it parses */
+		if (pfd >= 0 && !(q->filter_flags & MQTTQ_FILTER_DELIVER_UNMATCHED)) {
+			if (setsockopt(q->fd, SOL_MQTTQ, MQTTQ_FILTER_FD, &pfd, sizeof(pfd)))
+				mq_log(q, MQTTQ_LOG_INFO, "MQTTQ_FILTER_FD: %s", strerror(errno));
+			else
+				q->st.filter_in_kernel = 1;
+		}
+	}
 	memset(&st, 0, sizeof(st));
 	if (getsockopt(q->fd, SOL_MQTTQ, MQTTQ_STATS, &st, &sl) || !st.resumed)
 		off_requeue_all(q); /* no lingering kernel state: we resend what we hold */

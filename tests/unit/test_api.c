@@ -734,6 +734,45 @@ static void test_local_filters(void **state)
 	mqttq_destroy(q);
 }
 
+/* Filters installed before connecting: as root the eBPF sockmap drops unmatched QoS 0 in the kernel. */
+static void test_filters_in_kernel(void **state)
+{
+	struct mqttq_opts o;
+	struct mqttq *q;
+	struct mqttq_stats st;
+
+	opts_for(&o, MQTTQ_V5);
+	assert_int_equal(mqttq_new(&q, &o), 0);
+	assert_int_equal(mqttq_filter_add(q, "keep/#", 3), 0);
+	assert_int_equal(mqttq_connect_sync(q, 3000), 0);
+	assert_true(drive_events(q, MQTTQ_EV_CONNECTED, 1, 1000));
+	nlg = 0;
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(fb_publish(fb, "drop/x", "d", 0, NULL, NULL, 0), 0);
+		usleep(2000); /* one TCP segment each, so each can be judged alone */
+	}
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(fb_publish(fb, "keep/x", "k", i % 3, NULL, NULL, 0), 0);
+	assert_true(drive_events(q, MQTTQ_EV_MESSAGE, 10, 3000));
+	drive(q, 100, NULL, NULL);
+	assert_int_equal(count_ev(MQTTQ_EV_MESSAGE), 10);
+	for (int i = 0; i < 10; i++) {
+		assert_string_equal(find_ev(MQTTQ_EV_MESSAGE, i)->topic, "keep/x");
+		assert_int_equal(find_ev(MQTTQ_EV_MESSAGE, i)->ev.msg.filter_id, 3);
+	}
+	mqttq_stats(q, &st, sizeof(st));
+	if (geteuid() == 0) {
+		/* root can load BPF here: the drops never reached userspace */
+		assert_int_equal(st.filter_in_kernel, 1);
+		assert_true(st.received < 20);
+		assert_int_equal(st.received - st.filtered, 10);
+	} else {
+		assert_int_equal(st.received, 20);
+		assert_int_equal(st.filtered, 10);
+	}
+	mqttq_destroy(q);
+}
+
 static void test_offline_queue_reject(void **state)
 {
 	struct mqttq_opts o;
@@ -920,6 +959,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_will, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscribe_and_receive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_local_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filters_in_kernel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offline_queue_reject, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offline_queue_drop_qos0, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offload_on_missing, setup, teardown),
