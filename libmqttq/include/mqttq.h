@@ -202,7 +202,7 @@ struct mqttq_opts {
 
 	int offload;			/* enum mqttq_offload */
 
-	/* Crash-safe outbox (reserved for the outbox; NULL = none). */
+	/* Crash-safe outbox, reserved: NULL. Set, mqttq_new() fails with -ENOTSUP for now. */
 	const char *outbox_path;
 	int outbox_fsync;		/* 0 = every append, N = every N ms */
 

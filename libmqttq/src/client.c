@@ -1433,6 +1433,9 @@ static int check_opts(const struct mqttq_opts *o)
 		return mq_err(NULL, -EINVAL, "client id is not valid UTF-8");
 	if (o->overflow != MQTTQ_OVERFLOW_REJECT && o->overflow != MQTTQ_OVERFLOW_DROP_QOS0)
 		return mq_err(NULL, -EINVAL, "unknown overflow policy");
+	/* better refused than silently not crash-safe */
+	if (o->outbox_path)
+		return mq_err(NULL, -ENOTSUP, "the crash-safe outbox is not implemented yet");
 	return 0;
 }
 

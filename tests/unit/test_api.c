@@ -229,6 +229,10 @@ static void test_version_and_errors(void **state)
 	o.reconnect_min_ms = 500;
 	o.reconnect_max_ms = 100;
 	assert_int_equal(mqttq_new(&q, &o), -EINVAL);
+	opts_for(&o, MQTTQ_V5);
+	o.outbox_path = "/tmp/never-written";
+	assert_int_equal(mqttq_new(&q, &o), -ENOTSUP);
+	assert_int_equal(access("/tmp/never-written", F_OK), -1);
 }
 
 static void pubs_all_qos(int version)
