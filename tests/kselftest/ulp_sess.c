@@ -523,4 +523,39 @@ TEST_F(sess, effective_session_values_readable)
 	EXPECT_NE(MQTTQ_DEFAULT, g.max_bytes);
 }
 
+TEST_F(sess, random_bytes_end_cleanly)
+{
+	unsigned int seed = 0x6d717471 + variant->version, i;
+
+	for (i = 0; i < 30; i++) {
+		uint8_t junk[96];
+		int c, b, n, k, closed = 0;
+		size_t len = 1 + rand_r(&seed) % sizeof(junk), j;
+
+		for (j = 0; j < len; j++)
+			junk[j] = rand_r(&seed);
+		/* mostly plausible first bytes, so the parser gets past the header */
+		junk[0] = (junk[0] & 0xf0) | (rand_r(&seed) % 2 ? 0 : junk[0] & 0x0f);
+		ASSERT_EQ(0, ulp_pair(&c, &b));
+		ASSERT_EQ(0, ulp_attach(c));
+		ASSERT_EQ(0, ulp_session(c, &self->s));
+		ASSERT_EQ(0, ulp_send(b, junk, len));
+		shutdown(b, SHUT_WR);
+		for (n = 0; n < 64 && !closed; n++) {
+			const struct mqttq_rec *r = rec_of(self->rec);
+
+			k = ulp_rec(c, self->rec, sizeof(self->rec), ULP_WAIT_MS);
+			ASSERT_LE((int)sizeof(*r), k) TH_LOG("iteration %u: %d", i, k);
+			if (r->type == MQTTQ_REC_CLOSED) {
+				closed = 1;
+				EXPECT_TRUE(r->err == -EPROTO || r->err == -ECONNRESET)
+				TH_LOG("iteration %u: err %d", i, r->err);
+			}
+		}
+		EXPECT_TRUE(closed);
+		close(c);
+		close(b);
+	}
+}
+
 TEST_HARNESS_MAIN
