@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # Stage "kmod": boots each kernel once in qemu, runs vm-check.sh there, and merges the results into one TAP stream.
 #
-# usage: check-kmod.sh KSELFTEST_BUILD_DIR [KERNEL_RELEASE]...
+# usage: [KSFT_NAMES="a b"] check-kmod.sh KSELFTEST_BUILD_DIR [KERNEL_RELEASE]...
+# KSFT_NAMES lists the binaries to run (make passes the ones it built, so a stale binary
+# of a removed test is not run); without it, every executable in the directory.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -59,7 +61,7 @@ one_kernel() {
 		return
 	fi
 	"$top/tests/vm/run" "$rel" --timeout "$vm_timeout" -- \
-		bash "$top/tests/kselftest/vm-check.sh" "$ksft" >>"$run/$rel.log" 2>&1
+		bash "$top/tests/kselftest/vm-check.sh" "$ksft" ${KSFT_NAMES:-} >>"$run/$rel.log" 2>&1
 	echo $? >"$run/$rel.rc"
 	echo "vm: $rel stage part took $((SECONDS - t0))s" >>"$run/$rel.log"
 }

@@ -33,4 +33,5 @@ $(KSFT_B)/%: $(TOP)/tests/kselftest/%.c $(KSFT_HDRS) $(wildcard $(TOP)/tests/kse
 
 .PHONY: check-kmod
 check-kmod: $(KMOD_KOS) $(KSFT_BINS)
-	@bash $(TOP)/tests/kselftest/check-kmod.sh $(KSFT_B) $(KMOD_VM_RELS)
+	@KSFT_NAMES="$(notdir $(KSFT_BINS))" bash $(TOP)/tests/kselftest/check-kmod.sh $(KSFT_B) \
+		$(KMOD_VM_RELS)

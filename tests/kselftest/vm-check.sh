@@ -2,12 +2,20 @@
 # SPDX-License-Identifier: GPL-2.0
 # Runs inside the test VM: installs the fresh mqttq.ko, loads it, runs every kselftest binary, unloads, scans dmesg.
 #
-# usage (from tests/vm/run): vm-check.sh KSELFTEST_BUILD_DIR
+# usage (from tests/vm/run): vm-check.sh KSELFTEST_BUILD_DIR [NAME]...
+# Runs the named binaries of that directory, or all of its executables.
 # Prints "ok - name" / "not ok - name" lines; check-kmod.sh numbers them.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-ksft=${1:?usage: vm-check.sh KSELFTEST_BUILD_DIR}
+ksft=${1:?usage: vm-check.sh KSELFTEST_BUILD_DIR [NAME]...}
+shift
+if [ $# -gt 0 ]; then
+	bins=()
+	for n in "$@"; do bins+=("$ksft/$n"); done
+else
+	bins=("$ksft"/*)
+fi
 rel=$(uname -r)
 md=/lib/modules/$rel
 ko=$top/build/kmod/$rel/mqttq.ko
@@ -36,9 +44,12 @@ want=$(modinfo -F srcversion "$ko")
 [ -n "$want" ] && [ "$(cat /sys/module/mqttq/srcversion 2>/dev/null)" = "$want" ]
 tap $? "the loaded mqttq is the fresh build (srcversion $want)"
 
-for bin in "$ksft"/*; do
-	[ -f "$bin" ] && [ -x "$bin" ] || continue
+for bin in "${bins[@]}"; do
 	name=${bin##*/}
+	if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
+		[ $# -gt 0 ] && tap 1 "$name: binary $bin missing"
+		continue
+	fi
 	# Each binary starts from the load-time defaults, whatever the one before it wrote.
 	{ ! loaded || modprobe -r mqttq; } && modprobe mqttq
 	tap $? "$name: mqttq freshly loaded"
