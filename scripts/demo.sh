@@ -28,7 +28,7 @@ qos_table() {
 	printf '%-5s %8s %8s %8s %8s %8s %10s  %s\n' QoS sent acked received lost dup "msgs/s" engine
 	for q in 0 1 2; do
 		rm -f "$work/ready"
-		timeout 60 "$T/mqttq-sub" -p "$BROKER_PORT" -t "demo/$q" -q "$q" -C "$N" -W 30 "$@" \
+		timeout 60 "$T/mqttq-sub" -p "$BROKER_PORT" -t "demo/$q" -q "$q" -C "$N" -W 10 "$@" \
 			>"$work/sub.$q" 2>"$work/sub.$q.err" &
 		local sp=$!
 		sleep 0.5
