@@ -13,7 +13,7 @@ PKGS=(
 	mosquitto mosquitto-clients libmosquitto-dev libpaho-mqtt-dev
 	qemu-system-x86 busybox-static cpio kmod
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
-	iproute2 gnuplot-nox xz-utils dkms
+	iproute2 gnuplot-nox xz-utils zstd dkms
 )
 BPO_PKGS=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 
