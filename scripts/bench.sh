@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0 OR MIT
 # make bench: libmqttq (userspace, offload in the VM) against libmosquitto and paho, same broker, same work; tables, JSON, PNG.
 #
-#   scripts/bench.sh            full run (about 5-10 min)
+#   scripts/bench.sh            full run (2-4 min here, most of it the VM)
 #   BENCH_QUICK=1 scripts/bench.sh   under a minute, small counts
 #   scripts/bench.sh --tap      also print TAP lines (the bench-quick check stage)
 #   scripts/bench.sh --vm-inner RESULT_PREFIX   (internal: the offload part, inside the VM)
