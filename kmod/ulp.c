@@ -716,7 +716,8 @@ static bool mqttq_room(const struct mqttq_ctx *ctx, u32 thresh)
 
 	if (ctx->state != MQTTQ_ST_RUNNING || !s)
 		return true; /* let the caller see the error */
-	if (s->msg_bytes >= s->max_bytes)
+	if (s->msg_bytes >= s->max_bytes || ctx->tx_bytes >= s->max_bytes ||
+	    ctx->rec_bytes >= s->max_bytes)
 		return false;
 	return s->core.quota >= thresh || !s->core.inflight;
 }
@@ -786,8 +787,9 @@ static void mqttq_enter(struct mqttq_ctx *ctx)
 
 static void mqttq_leave(struct mqttq_ctx *ctx)
 {
-	mqttq_settle(ctx);
+	/* flush first: what TCP takes is room for QoS 0 */
 	mqttq_flush(ctx);
+	mqttq_settle(ctx);
 	mqttq_wake(ctx);
 	ctx->direct = false;
 }
@@ -859,8 +861,12 @@ static void mqttq_strp_rcv(struct strparser *strp, struct sk_buff *skb)
 		consume_skb(skb);
 		return;
 	}
-	/* Out of record memory: stop reading until the application catches up. */
-	if (ctx->nrecs && ctx->rec_bytes + strp_msg(skb)->full_len > ctx->sess->max_bytes) {
+	/*
+	 * Out of record memory, or the peer does not read what we owe it:
+	 * stop reading until the application (or the peer) catches up.
+	 */
+	if ((ctx->nrecs && ctx->rec_bytes + strp_msg(skb)->full_len > ctx->sess->max_bytes) ||
+	    ctx->tx_bytes > ctx->sess->max_bytes) {
 		ctx->held = skb;
 		strp_pause(strp);
 		return;
@@ -872,14 +878,14 @@ static int mqttq_strp_done(struct strparser *strp, int err)
 {
 	struct mqttq_ctx *ctx = container_of(strp, struct mqttq_ctx, strp);
 
-	mqttq_settle(ctx);
-	mqttq_wake(ctx);
 	if (!list_empty(&ctx->txq) || ctx->shut_pending) {
 		if (in_interrupt())
 			queue_work(mqttq_wq, &ctx->work);
 		else
 			mqttq_flush(ctx);
 	}
+	mqttq_settle(ctx);
+	mqttq_wake(ctx);
 	return err;
 }
 
@@ -953,6 +959,8 @@ static void mqttq_timer_fn(struct timer_list *t)
 	queue_work(mqttq_wq, &ctx->work);
 }
 
+static void mqttq_unhold_rx(struct mqttq_ctx *ctx);
+
 static void mqttq_work(struct work_struct *w)
 {
 	struct mqttq_ctx *ctx = container_of(w, struct mqttq_ctx, work);
@@ -971,6 +979,11 @@ static void mqttq_work(struct work_struct *w)
 			mqttq_fail(ctx, ret);
 		mqttq_after_core(ctx);
 	}
+	if (ctx->held) {
+		/* reading stopped for the transmit queue: it may have drained */
+		mqttq_flush(ctx);
+		mqttq_unhold_rx(ctx);
+	}
 	mqttq_leave(ctx);
 out_unlock:
 	release_sock(sk);
@@ -985,6 +998,8 @@ static void mqttq_unhold_rx(struct mqttq_ctx *ctx)
 	if (!skb || ctx->state != MQTTQ_ST_RUNNING)
 		return;
 	if (ctx->nrecs && ctx->rec_bytes + strp_msg(skb)->full_len > ctx->sess->max_bytes / 2)
+		return;
+	if (ctx->tx_bytes > ctx->sess->max_bytes / 2)
 		return;
 	ctx->held = NULL;
 	mqttq_rcv_one(ctx, skb);
@@ -1099,6 +1114,12 @@ static bool mqttq_pub_ready(struct mqttq_ctx *ctx, u8 qos, size_t need)
 	if (ctx->state != MQTTQ_ST_RUNNING || !s)
 		return true;
 	if (s->msg_bytes && s->msg_bytes + need > s->max_bytes)
+		return false;
+	/*
+	 * QoS 0 has no window: what TCP has not taken yet bounds it, and
+	 * unread completion records bound every QoS (read them, or coalesce).
+	 */
+	if (ctx->tx_bytes >= s->max_bytes || ctx->rec_bytes >= s->max_bytes)
 		return false;
 	return !qos || s->core.quota > 0;
 }

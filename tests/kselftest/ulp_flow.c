@@ -508,4 +508,57 @@ TEST_F(flow, v5_properties_passed_through)
 	EXPECT_EQ(0, memcmp(self->pkt + 7 + sizeof(props), "body", 4));
 }
 
+TEST_F(flow, qos0_flood_to_a_stalled_peer_is_bounded)
+{
+	static char payload[1024];
+	const struct mqttq_rec *r = rec_of(self->rec);
+	struct mqttq_sess_stats st;
+	long long n = 0, got = 0, want, pkt;
+	struct ulp_pubmsg p;
+	struct mqttq_pub req;
+	ssize_t k;
+
+	/* the peer reads nothing: TCP fills, then the kernel's queue, then EAGAIN */
+	self->s.max_bytes = 8192;
+	self->s.completion = MQTTQ_COMPLETE_COALESCE;
+	ASSERT_EQ(0, ulp_session(self->cli, &self->s));
+	memset(payload, 'q', sizeof(payload));
+	ulp_pub_build(&p, 0, 0, "f", payload, sizeof(payload));
+	memcpy(&req, CMSG_DATA(CMSG_FIRSTHDR(&p.msg)), sizeof(req));
+	for (;;) {
+		req.token = n;
+		memcpy(CMSG_DATA(CMSG_FIRSTHDR(&p.msg)), &req, sizeof(req));
+		if (n >= 200000 || sendmsg(self->cli, &p.msg, MSG_DONTWAIT) < 0)
+			break;
+		n++;
+	}
+	ASSERT_EQ(EAGAIN, errno);
+	ASSERT_LT(0, n);
+	ASSERT_EQ(0, ulp_stats(self->cli, &st));
+	/* max_bytes plus one message and a chunk header's worth of slack */
+	EXPECT_GT(8192 + 2048 + 2048, (long long)st.bytes_held);
+	EXPECT_EQ(0, ulp_poll(self->cli, POLLOUT, 50) & POLLOUT);
+	/* the peer catches up: every message arrives and publishing resumes */
+	pkt = 1 + 2 + 2 + 1 + (variant->version == MQTTQ_V5) + sizeof(payload);
+	want = n * pkt;
+	while (got < want) {
+		if (ulp_poll(self->brk, POLLIN, ULP_WAIT_MS) <= 0)
+			break;
+		k = recv(self->brk, self->pkt, sizeof(self->pkt), MSG_DONTWAIT);
+		if (k <= 0)
+			break;
+		got += k;
+	}
+	EXPECT_EQ(want, got);
+	EXPECT_EQ(POLLOUT, ulp_poll(self->cli, POLLOUT, ULP_WAIT_MS) & POLLOUT);
+	req.token = n;
+	memcpy(CMSG_DATA(CMSG_FIRSTHDR(&p.msg)), &req, sizeof(req));
+	EXPECT_LT(0, sendmsg(self->cli, &p.msg, MSG_DONTWAIT));
+	/* sequential tokens: the completions are one run */
+	ASSERT_EQ((int)sizeof(*r), ulp_rec(self->cli, self->rec, sizeof(self->rec), ULP_WAIT_MS));
+	EXPECT_EQ(MQTTQ_REC_PUB_DONE_RUN, r->type);
+	EXPECT_EQ(0, r->token);
+	EXPECT_EQ(n + 1, r->count);
+}
+
 TEST_HARNESS_MAIN
