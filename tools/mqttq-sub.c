@@ -571,13 +571,13 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	if (g.timeout_s)
-		deadline = tool_now_ns() + (uint64_t)g.timeout_s * 1000000000u;
-
 	mqttq_opts_init(&o);
 	tool_conn_opts(&g.c, &o);
 	if (tool_connect(&g.c, &o, &q, 10000))
 		return 1;
+	/* As mosquitto_sub: the -W time starts once connected. */
+	if (g.timeout_s)
+		deadline = tool_now_ns() + (uint64_t)g.timeout_s * 1000000000u;
 	for (i = 0; i < g.nfilters; i++) {
 		r = mqttq_filter_add(q, g.filters[i], i + 1);
 		if (r) {
