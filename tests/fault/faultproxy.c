@@ -595,6 +595,18 @@ static void do_read(struct conn *c, int dir)
 		conn_close(c, false);
 		return;
 	}
+	if (r > 0) {
+		int one = 1;
+
+		/*
+		 * mosquitto leaves Nagle on: once a client has sent its whole window,
+		 * nothing flows back to piggyback our ACK on, and the broker holds its
+		 * remaining acks 40 ms for our delayed ACK. Clients ACK at once
+		 * (libmqttq sets TCP_QUICKACK), so a proxy that did not would add a
+		 * stall no real path has. Not sticky: set after every read.
+		 */
+		setsockopt(c->fd[dir == C2S ? 0 : 1], IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+	}
 	if (r == 0) {
 		h->eof = true;
 		return;

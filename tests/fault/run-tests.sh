@@ -110,9 +110,11 @@ PUB_mosq="$peers/peer-mosq-pub -h 127.0.0.1 -p @PORT@ -t @TOPIC@ -q @QOS@ -n @N@
 SUB_mosq="$peers/peer-mosq-sub -h 127.0.0.1 -p @BPORT@ -t @TOPIC@ -q @QOS@ -V @V@ -i sub-@RUN@ -c -C @N@ -L 300 -o @OUT@ --ready @READY@ -W @TIMEOUT@"
 PUB_paho="$peers/peer-paho-pub -h 127.0.0.1 -p @PORT@ -t @TOPIC@ -q @QOS@ -n @N@ -V @V@ -i pub-@RUN@ -c -r @RUN@ -w 20 -W @TIMEOUT@ --json"
 SUB_paho="$peers/peer-paho-sub -h 127.0.0.1 -p @BPORT@ -t @TOPIC@ -q @QOS@ -V @V@ -i sub-@RUN@ -c -C @N@ -L 300 -o @OUT@ --ready @READY@ -W @TIMEOUT@"
+PUB_mqttq="$bin/mqttq-pubdrv -h 127.0.0.1 -p @PORT@ -t @TOPIC@ -q @QOS@ -n @N@ -V @V@ -i pub-@RUN@ -c -r @RUN@ -w 20 -W @TIMEOUT@ --json"
+SUB_mqttq="$bin/mqttq-subdrv -h 127.0.0.1 -p @BPORT@ -t @TOPIC@ -q @QOS@ -V @V@ -i sub-@RUN@ -c -C @N@ -L 300 -o @OUT@ --ready @READY@ -W @TIMEOUT@"
 
 # Per-library bound on one scenario (seconds); a healthy run takes 1-3 s.
-declare -A TIMEOUT=([mosq]=20 [paho]=8)
+declare -A TIMEOUT=([mosq]=20 [paho]=8 [mqttq]=20)
 : >"$results"
 # Scenarios run FAULT_JOBS at a time (each has its own broker, proxy and ports;
 # they mostly wait on the network), and are reported in order afterwards.
@@ -234,7 +236,8 @@ printf '#!/bin/sh\n"$@" >/dev/null && exec "$@"\n' >"$tmp/twice.sh"
 chmod +x "$tmp/twice.sh"
 control "QoS 2 publisher sending everything twice" '^result .* lost=0 dup=1000 ' \
 	--pub "$tmp/twice.sh $PUB_mosq" --sub "${SUB_mosq/-C @N@/-C 0}" --qos 2 -n 1000
-matrix mosq 2000 300 full
+matrix mqttq 2000 300 full
+matrix mosq 1000 150 full
 matrix paho 1000 400 short
 wait
 for ((i = 0; i < nsc; i++)); do report $i; done

@@ -25,7 +25,9 @@ static void usage(FILE *f, enum peer_role role, const char *prog)
 		fprintf(f, "  -n COUNT      messages to publish (default 1000)\n"
 			"  -s SIZE       payload bytes (default 64; never below the record)\n"
 			"  -w WINDOW     at most this many messages in flight (default 20)\n"
-			"  --json        print the run's statistics as one JSON line\n");
+			"  --json        print the run's statistics as one JSON line\n"
+			"  --outbox FILE (libmqttq) crash-safe outbox\n"
+			"  --progress FILE (libmqttq) log accepted seqs; a restart continues after them\n");
 	else
 		fprintf(f, "  -C COUNT      exit after COUNT distinct messages (by seq=, duplicates\n"
 			"                are written but not counted)\n"
@@ -55,6 +57,8 @@ void peer_parse(int argc, char **argv, enum peer_role role, const char *prog, st
 		{ "json", no_argument, NULL, 'J' },
 		{ "ready", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'H' },
+		{ "outbox", required_argument, NULL, 'O' },
+		{ "progress", required_argument, NULL, 'P' },
 		{ 0 },
 	};
 	int opt;
@@ -128,6 +132,12 @@ void peer_parse(int argc, char **argv, enum peer_role role, const char *prog, st
 			break;
 		case 'R':
 			o->ready_path = optarg;
+			break;
+		case 'O':
+			o->outbox = optarg;
+			break;
+		case 'P':
+			o->progress = optarg;
 			break;
 		case 'H':
 			usage(stdout, role, prog);

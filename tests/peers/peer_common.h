@@ -27,6 +27,8 @@ struct peer_opts {
 	const char *ready_path;
 	bool verbose;
 	unsigned int linger_ms;	/* sub: keep listening this long after -C COUNT, for duplicates */
+	const char *outbox;	/* pub (libmqttq only): crash-safe outbox file */
+	const char *progress;	/* pub (libmqttq only): accepted seqs appended here, resumed from */
 };
 
 enum peer_role { PEER_PUB, PEER_SUB };
