@@ -8,7 +8,7 @@ LIBMQTTQ_DIR := $(TOP)/libmqttq
 LIBMQTTQ_B := $(B)/libmqttq
 LIBMQTTQ_VER := 0.1.0
 # match.c is the BPF engineer's reference matcher; the library compiles it (see bpf.mk)
-LIBMQTTQ_SRCS := $(addprefix $(LIBMQTTQ_DIR)/src/,client.c offload.c pool.c url.c match.c)
+LIBMQTTQ_SRCS := $(addprefix $(LIBMQTTQ_DIR)/src/,client.c offload.c outbox.c pool.c url.c match.c)
 # The core is compiled here again, position-independent and hidden, so the
 # shared object does not depend on how the core's own fragment builds it.
 LIBMQTTQ_CORE_SRCS = $(wildcard $(LIBMQTTQ_DIR)/core/*.c)

@@ -202,9 +202,15 @@ struct mqttq_opts {
 
 	int offload;			/* enum mqttq_offload */
 
-	/* Crash-safe outbox, reserved: NULL. Set, mqttq_new() fails with -ENOTSUP for now. */
+	/*
+	 * Crash-safe outbox: an append-only log of accepted QoS 1/2 publishes
+	 * (NULL = none). mqttq_new() replays it: unfinished messages are
+	 * resent (with DUP and their identifier once they had one), a torn or
+	 * corrupt tail is cut off with a warning and counted in
+	 * stats.outbox_corrupt. Userspace engine only (offload ON: -ENOTSUP).
+	 */
 	const char *outbox_path;
-	int outbox_fsync;		/* 0 = every append, N = every N ms */
+	int outbox_fsync;		/* 0: durable before mqttq_publish returns; N: fdatasync every N ms */
 
 	/* Diagnostics: defaults to stderr when MQTTQ_DEBUG is set, else silence. */
 	void (*log)(void *ctx, int level, const char *msg);

@@ -215,6 +215,8 @@ static void tx_kick(struct mqttq *q)
 			return;
 		}
 	}
+	/* identifiers reach the disk before the PUBLISHes carrying them leave */
+	mq_outbox_sync(q, false);
 	sqe = mq_get_sqe(q);
 	if (!sqe)
 		return;
@@ -367,6 +369,7 @@ void mq_complete(void *ctx, struct mqc_msg *m, u8 reason)
 		q->st.refused++;
 	else
 		q->st.completed++;
+	mq_outbox_done(q, mm);
 	if (mm->sync) {
 		q->sync_pub_done = 1;
 		q->sync_pub_res = reason;
@@ -1073,6 +1076,7 @@ void mq_fail_msg(struct mqttq *q, struct mq_msg *mm, int err)
 {
 	struct mq_ev *e;
 
+	mq_outbox_done(q, mm);
 	if (mm->sync) {
 		q->sync_pub_done = 1;
 		q->sync_pub_res = err;
@@ -1099,6 +1103,7 @@ static void pump(struct mqttq *q)
 	       q->tx[q->tx_cur].len < q->tx_soft && mq_evq_free(q) > mq_ev_margin(q)) {
 		struct mq_msg *mm = q->pend_head, *next = mm->next;
 		u32 len = mm->m.len;
+		u8 qos = mm->m.qos;
 		int r;
 
 		if (!now)
@@ -1125,6 +1130,8 @@ static void pump(struct mqttq *q)
 				q->st.inflight--;
 			mq_err(q, r, "publish rejected by session limits: %s", mqttq_strerror(r));
 			mq_fail_msg(q, mm, r);
+		} else if (qos) {
+			mq_outbox_pid(q, mm); /* its identifier, for mqc_restore after a crash */
 		}
 		if (q->closing)
 			break;
@@ -1433,9 +1440,8 @@ static int check_opts(const struct mqttq_opts *o)
 		return mq_err(NULL, -EINVAL, "client id is not valid UTF-8");
 	if (o->overflow != MQTTQ_OVERFLOW_REJECT && o->overflow != MQTTQ_OVERFLOW_DROP_QOS0)
 		return mq_err(NULL, -EINVAL, "unknown overflow policy");
-	/* better refused than silently not crash-safe */
-	if (o->outbox_path)
-		return mq_err(NULL, -ENOTSUP, "the crash-safe outbox is not implemented yet");
+	if (o->outbox_path && !*o->outbox_path)
+		return mq_err(NULL, -EINVAL, "empty outbox path");
 	return 0;
 }
 
@@ -1457,6 +1463,8 @@ MQ_API int mqttq_new(struct mqttq **out, const struct mqttq_opts *o)
 		return -ENOMEM;
 	q->o = *o;
 	q->fd = -1;
+	q->ob_fd = -1;
+	q->ob_path_arg = o->outbox_path;
 	q->mqf_sock = -1;
 	q->debug = getenv("MQTTQ_DEBUG") != NULL;
 	if (!q->o.max_packet_in)
@@ -1600,6 +1608,12 @@ MQ_API int mqttq_new(struct mqttq **out, const struct mqttq_opts *o)
 		mq_err(NULL, r, "session init: %s", mqttq_strerror(r));
 		goto err_free;
 	}
+	if (q->ob_path_arg) {
+		r = mq_outbox_open(q);
+		q->ob_path_arg = NULL;
+		if (r)
+			goto err_free;
+	}
 
 	/*
 	 * DEFER_TASKRUN: completions are processed only when we wait for
@@ -1695,6 +1709,7 @@ MQ_API void mqttq_destroy(struct mqttq *q)
 	}
 	for (int i = 0; i < MQ_ALIAS_SLOTS; i++)
 		free(q->alias[i].topic);
+	mq_outbox_close(q);
 	mq_pool_fini(q);
 	mq_off_fini(q);
 	if (q->mqf)
@@ -1727,6 +1742,12 @@ int mq_offload_probe(struct mqttq *q)
 			      "offload required (MQTTQ_OFFLOAD=on) but mqttq.ko is not loaded; "
 			      "run 'modprobe mqttq' or use MQTTQ_OFFLOAD=auto");
 	q->want_offload = loaded && q->o.offload != MQTTQ_OFFLOAD_OFF;
+	/* restored flows live in the in-process core's tables */
+	if (q->want_offload && q->ob_fd >= 0) {
+		if (q->o.offload == MQTTQ_OFFLOAD_ON)
+			return mq_err(q, -ENOTSUP, "the outbox works with the userspace engine only");
+		q->want_offload = false;
+	}
 	return 0;
 }
 
@@ -1990,6 +2011,11 @@ static int publish(struct mqttq *q, const char *topic, const void *payload, size
 		mm->props_off = at;
 		mm->props_len = plen;
 	}
+	r = mq_outbox_add(q, mm);
+	if (r) {
+		mq_msg_put(q, mm);
+		return mq_err(q, r, "outbox append: %s", strerror(-r));
+	}
 	q->st.published++;
 	mq_pend_push(q, mm);
 	pump(q);
@@ -2211,6 +2237,7 @@ MQ_API int mqttq_wait(struct mqttq *q, struct mqttq_event *ev, unsigned int max,
 	/* room was made: let queued work move before the caller comes back */
 	pump(q);
 	tx_kick(q);
+	mq_outbox_sync(q, false);
 	if (io_uring_sq_ready(&q->ring) && !q->ring_disabled) {
 		q->st.enters++;
 		io_uring_submit(&q->ring);

@@ -34,6 +34,7 @@ struct mq_msg {
 	u32 payload_off, payload_len;
 	/* offload engine: the sendmsg that hands it to mqttq.ko, kept until PUB_DONE */
 	u64 off_seq;		/* kernel token; 0 = not with the kernel */
+	u64 wal_seq;		/* outbox record; 0 = not in the outbox */
 	u32 props_off, props_len;
 	struct msghdr mh;
 	struct iovec iov[3];
@@ -188,6 +189,16 @@ struct mqttq {
 	struct mq_msg *off_retry_head, *off_retry_tail;
 	struct mq_msg *off_batch_head, *off_batch_tail;	/* sendmsg SQEs in flight, in order */
 
+	/* crash-safe outbox */
+	const char *ob_path_arg;
+	char *ob_path;
+	int ob_fd;
+	u8 *ob_buf;		/* records not written yet */
+	size_t ob_len, ob_cap;
+	u64 ob_size, ob_seq, ob_synced;
+	u32 ob_live, ob_dead, ob_restored;
+	bool ob_dirty;
+
 	/* local filters */
 	struct mqf_set *filters;
 	struct mqf_mgr *mqf;	/* eBPF filter manager, NULL when it could not load */
@@ -226,6 +237,14 @@ MQ_HIDDEN struct mq_req *mq_req_new(struct mqttq *q);
 MQ_HIDDEN void mq_pend_push(struct mqttq *q, struct mq_msg *mm);
 MQ_HIDDEN void mq_on_connack_ok(struct mqttq *q, bool session_present);
 MQ_HIDDEN int mq_filter_prog_fd(struct mqttq *q);
+
+/* crash-safe outbox (outbox.c) */
+MQ_HIDDEN int mq_outbox_open(struct mqttq *q);
+MQ_HIDDEN void mq_outbox_close(struct mqttq *q);
+MQ_HIDDEN int mq_outbox_add(struct mqttq *q, struct mq_msg *mm);
+MQ_HIDDEN void mq_outbox_pid(struct mqttq *q, struct mq_msg *mm);
+MQ_HIDDEN void mq_outbox_done(struct mqttq *q, struct mq_msg *mm);
+MQ_HIDDEN int mq_outbox_sync(struct mqttq *q, bool force);
 
 /* offload engine (offload.c) */
 enum { MQ_OP_PEEK = 8, MQ_OP_OFFSEND, MQ_OP_RECREC };
