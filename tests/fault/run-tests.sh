@@ -112,9 +112,14 @@ PUB_paho="$peers/peer-paho-pub -h 127.0.0.1 -p @PORT@ -t @TOPIC@ -q @QOS@ -n @N@
 SUB_paho="$peers/peer-paho-sub -h 127.0.0.1 -p @BPORT@ -t @TOPIC@ -q @QOS@ -V @V@ -i sub-@RUN@ -c -C @N@ -L 300 -o @OUT@ --ready @READY@ -W @TIMEOUT@"
 PUB_mqttq="$bin/mqttq-pubdrv -h 127.0.0.1 -p @PORT@ -t @TOPIC@ -q @QOS@ -n @N@ -V @V@ -i pub-@RUN@ -c -r @RUN@ -w 20 -W @TIMEOUT@ --json"
 SUB_mqttq="$bin/mqttq-subdrv -h 127.0.0.1 -p @BPORT@ -t @TOPIC@ -q @QOS@ -V @V@ -i sub-@RUN@ -c -C @N@ -L 300 -o @OUT@ --ready @READY@ -W @TIMEOUT@"
+# The same publisher SIGKILLed 6 times at seeded random points (30-300 ms
+# apart) and restarted on the same crash-safe outbox (--outbox) and progress
+# file; the subscriber stays up. Seed is the run id's number, printed in the log.
+PUB_mqttq_kill="bash $here/crashloop.sh 6 @SEED@ 30 300 ${PUB_mqttq/--json/--json --outbox $tmp/ob-@RUN@ --progress $tmp/pr-@RUN@}"
+SUB_mqttq_kill=$SUB_mqttq
 
 # Per-library bound on one scenario (seconds); a healthy run takes 1-3 s.
-declare -A TIMEOUT=([mosq]=20 [paho]=8 [mqttq]=20)
+declare -A TIMEOUT=([mosq]=20 [paho]=8 [mqttq]=20 [mqttq_kill]=30)
 : >"$results"
 # Scenarios run FAULT_JOBS at a time (each has its own broker, proxy and ports;
 # they mostly wait on the network), and are reported in order afterwards.
@@ -128,7 +133,7 @@ scenario() {
 	while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
 	SC_LIB[nsc]=$lib SC_NAME[nsc]=$name SC_QOS[nsc]=$qos SC_VER[nsc]=$ver
 	(
-		bash "$here/scenario.sh" --pub "${!pubv}" --sub "${!subv}" --qos "$qos" -V "$ver" \
+		bash "$here/scenario.sh" --pub "${!pubv//@SEED@/$((1000 + nsc))}" --sub "${!subv}" --qos "$qos" -V "$ver" \
 			-n "$n" --timeout "${TIMEOUT[$lib]:-20}" --name "$lib/$name" "$@" \
 			>"$tmp/sc.$nsc.out" 2>&1
 		echo $? >"$tmp/sc.$nsc.rc"
@@ -237,6 +242,16 @@ chmod +x "$tmp/twice.sh"
 control "QoS 2 publisher sending everything twice" '^result .* lost=0 dup=1000 ' \
 	--pub "$tmp/twice.sh $PUB_mosq" --sub "${SUB_mosq/-C @N@/-C 0}" --qos 2 -n 1000
 matrix mqttq 2000 300 full
+# The outbox is opt-in and may be absent from a build (mqttq_new -ENOTSUP): then SKIP.
+"$bin/mqttq-pubdrv" -p 1 -n 1 -W 1 --outbox "$tmp/ob-probe" >/dev/null 2>"$tmp/ob-probe.err"
+if grep -q 'mqttq_new: .*not supported' "$tmp/ob-probe.err"; then
+	ok "mqttq sigkill+outbox # SKIP crash-safe outbox not in this build ($(head -c 200 "$tmp/ob-probe.err"))"
+else
+	for v in 311 5; do
+		scenario mqttq_kill sigkill-outbox 1 $v 5000
+		scenario mqttq_kill sigkill-outbox 2 $v 5000
+	done
+fi
 matrix mosq 1000 150 full
 matrix paho 1000 400 short
 wait
