@@ -30,6 +30,7 @@ struct mq_msg {
 	u8 sync;		/* completion goes to the _sync waiter, not an event */
 	u8 aliasable;		/* v5 without properties: may go out with a topic alias */
 	u8 in_core;
+	u8 wal_rel;		/* outbox holds its PUBREC (QoS 2 at PUBREL) */
 	u32 topic_off, topic_len;
 	u32 payload_off, payload_len;
 	/* offload engine: the sendmsg that hands it to mqttq.ko, kept until PUB_DONE */
@@ -243,6 +244,7 @@ MQ_HIDDEN int mq_outbox_open(struct mqttq *q);
 MQ_HIDDEN void mq_outbox_close(struct mqttq *q);
 MQ_HIDDEN int mq_outbox_add(struct mqttq *q, struct mq_msg *mm);
 MQ_HIDDEN void mq_outbox_pid(struct mqttq *q, struct mq_msg *mm);
+MQ_HIDDEN void mq_outbox_rel(struct mqttq *q, u16 pid);
 MQ_HIDDEN void mq_outbox_done(struct mqttq *q, struct mq_msg *mm);
 MQ_HIDDEN int mq_outbox_sync(struct mqttq *q, bool force);
 

@@ -10,7 +10,7 @@
 #include "internal.h"
 
 #define OB_MAGIC 0x4251514du /* "MQQB" */
-enum { OB_ADD = 1, OB_PID = 2, OB_DONE = 3 };
+enum { OB_ADD = 1, OB_PID = 2, OB_DONE = 3, OB_REL = 4 };
 
 struct ob_hdr {
 	u32 magic;
@@ -107,6 +107,7 @@ int mq_outbox_add(struct mqttq *q, struct mq_msg *mm)
 	if (q->ob_fd < 0 || !mm->m.qos)
 		return 0;
 	mm->wal_seq = ++q->ob_seq;
+	mm->wal_rel = 0;
 	r = ob_append(q, OB_ADD, mm->m.qos, 0, mm->wal_seq, mm->m.token, mm->m.buf, mm->m.len);
 	if (!r)
 		q->ob_live++;
@@ -122,6 +123,30 @@ void mq_outbox_pid(struct mqttq *q, struct mq_msg *mm)
 {
 	if (q->ob_fd >= 0 && mm->wal_seq)
 		ob_append(q, OB_PID, mm->m.qos, mm->m.pid, mm->wal_seq, 0, NULL, 0);
+}
+
+/*
+ * A QoS 2 flow reached PUBREL. The record must be in the file before the
+ * PUBREL leaves (the tx flush syncs first): once the server has PUBCOMPed,
+ * it has forgotten the identifier, and a PUBLISH resent after a restart
+ * would be a new message delivered twice. A PUBREL resent after a restart
+ * is harmless whatever the server remembers.
+ */
+void mq_outbox_rel(struct mqttq *q, u16 pid)
+{
+	struct mqc_msg *m;
+	struct mq_msg *mm;
+
+	if (q->ob_fd < 0 || !pid || !q->s.nslots)
+		return;
+	m = q->s.slots[pid % q->s.nslots];
+	if (!m || m->pid != pid || m->qos != 2)
+		return;
+	mm = (struct mq_msg *)((char *)m - offsetof(struct mq_msg, m));
+	if (!mm->wal_seq || mm->wal_rel)
+		return;
+	if (!ob_append(q, OB_REL, 2, pid, mm->wal_seq, 0, NULL, 0))
+		mm->wal_rel = 1;
 }
 
 static int msg_cmp(const void *a, const void *b)
@@ -154,6 +179,8 @@ static int ob_compact(struct mqttq *q)
 			      mm->m.len);
 		if (!r && mm->in_core && mm->m.pid)
 			r = ob_append(q, OB_PID, mm->m.qos, mm->m.pid, mm->wal_seq, 0, NULL, 0);
+		if (!r && mm->in_core && mm->m.pid && mm->wal_rel)
+			r = ob_append(q, OB_REL, 2, mm->m.pid, mm->wal_seq, 0, NULL, 0);
 	}
 	free(live);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", q->ob_path);
@@ -200,6 +227,7 @@ struct ob_live {
 	const u8 *data;
 	u16 pid;
 	bool done;
+	bool rel;
 };
 
 /*
@@ -253,11 +281,13 @@ int mq_outbox_open(struct mqttq *q)
 			lv[nlv].h = hv;
 			lv[nlv].data = file + off + sizeof(*h);
 			nlv++;
-		} else if (h->type == OB_PID || h->type == OB_DONE) {
+		} else if (h->type == OB_PID || h->type == OB_DONE || h->type == OB_REL) {
 			for (size_t i = nlv; i-- > 0;)
 				if (lv[i].h.seq == h->seq) {
 					if (h->type == OB_DONE)
 						lv[i].done = true;
+					else if (h->type == OB_REL)
+						lv[i].rel = lv[i].pid == h->pid;
 					else
 						lv[i].pid = h->pid;
 					break;
@@ -304,7 +334,9 @@ torn:
 		q->ob_restored++;
 		if (lv[i].pid) {
 			mm->m.pid = lv[i].pid;
-			mm->m.state = h->qos == 1 ? MQC_ST_WAIT_ACK : MQC_ST_WAIT_REC;
+			mm->m.state = h->qos == 1 ? MQC_ST_WAIT_ACK :
+				      lv[i].rel ? MQC_ST_WAIT_COMP : MQC_ST_WAIT_REC;
+			mm->wal_rel = lv[i].rel;
 			if (!mqc_restore(&q->s, &mm->m)) {
 				mm->in_core = 1;
 				q->st.inflight++;
@@ -312,6 +344,7 @@ torn:
 			}
 			mm->m.pid = 0;
 			mm->m.state = 0;
+			mm->wal_rel = 0;
 		}
 		q->st.published++;
 		mq_pend_push(q, mm);
