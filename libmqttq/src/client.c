@@ -246,9 +246,12 @@ static int cb_send(void *ctx, const u8 *buf, u32 len)
 	 * batch; anything else (acks of inbound messages, PINGREQ, SUBSCRIBE,
 	 * DISCONNECT) goes out at the next kick.
 	 */
-	if (len && (buf[0] >> 4) == MQC_PUBREL)
+	if (len && (buf[0] >> 4) == MQC_PUBREL) {
 		q->tx_batched++;
-	else
+		/* PUBREL: fixed header, a 1-byte remaining length (2..4), the identifier */
+		if (len >= 4)
+			mq_outbox_rel(q, (u16)(buf[2] << 8 | buf[3]));
+	} else
 		q->tx_urgent = true;
 	return tx_append(q, buf, len);
 }

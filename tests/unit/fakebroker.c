@@ -270,7 +270,7 @@ static void on_packet(struct fb *fb, const u8 *pkt, u32 len)
 		on_publish(fb, p, r);
 		break;
 	case MQC_PUBREL:
-		if (!fb->cfg.no_ack)
+		if (!fb->cfg.no_ack && !fb->cfg.no_pubcomp)
 			tx_ack(fb, MQC_PUBCOMP, p->pid);
 		break;
 	case MQC_SUBSCRIBE:

@@ -38,6 +38,7 @@ struct fb_cfg {
 	int session_present;		/* -1: present when clean == 0 and the id was seen */
 	struct mqc_props connack_props;	/* v5 CONNACK properties */
 	int no_ack;			/* don't answer PUBLISH/PUBREL */
+	int no_pubcomp;			/* answer PUBLISH, but not PUBREL */
 	int garbage_after;		/* on connection 1: after this many PUBLISHes send junk */
 	int close_after;		/* on connection 1: after this many PUBLISHes close */
 	u8 suback_code;			/* 0xff: grant what was asked */

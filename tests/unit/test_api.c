@@ -847,6 +847,60 @@ static void test_outbox_crash_resume(void **state)
 	unlink(path);
 }
 
+/*
+ * A process dies after PUBREC, with its PUBRELs sent: the next one resends
+ * PUBREL, never the PUBLISH, which a broker that already completed the flow
+ * would take as a new message (MQTT-4.3.3-1 across a restart).
+ */
+static void test_outbox_crash_after_pubrec(void **state)
+{
+	char path[] = "/tmp/mqttq-outbox-XXXXXX";
+	struct mqttq_opts o;
+	struct fb_rec r[32];
+	struct fb_cfg c;
+	struct mqttq *q;
+	int fd = mkstemp(path), n, pubs2 = 0, rels2 = 0;
+	u16 pid[3];
+
+	assert_true(fd >= 0);
+	close(fd);
+	fb_cfg_default(&c);
+	c.no_pubcomp = 1;
+	fb_set_cfg(fb, &c);
+	outbox_opts(&o, path);
+	q = client(0, &o);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(mqttq_publish(q, "ob/rel", "abc", 3, 2, 0, NULL, 90 + i), 0);
+	assert_true(drive_broker(q, MQC_PUBREL, 3, 3000));
+	n = brecs(MQC_PUBLISH, r, 32);
+	assert_int_equal(n, 3);
+	for (int i = 0; i < 3; i++)
+		pid[i] = r[i].pid;
+	mqttq_destroy(q);
+
+	c.no_pubcomp = 0;
+	fb_set_cfg(fb, &c);
+	outbox_opts(&o, path);
+	q = client(0, &o);
+	assert_true(drive_events(q, MQTTQ_EV_PUBLISHED, 3, 3000));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(find_ev(MQTTQ_EV_PUBLISHED, i)->ev.err, 0);
+	n = brecs(MQC_PUBLISH, r, 32);
+	for (int i = 0; i < n; i++)
+		pubs2 += r[i].conn == 2;
+	assert_int_equal(pubs2, 0);
+	n = brecs(MQC_PUBREL, r, 32);
+	for (int i = 0; i < n; i++) {
+		if (r[i].conn != 2)
+			continue;
+		assert_int_equal(r[i].pid, pid[rels2]);
+		rels2++;
+	}
+	assert_int_equal(rels2, 3);
+	mqttq_destroy(q);
+	unlink(path);
+}
+
 /* A torn last record is cut off with a warning and counted; what precedes it is kept. */
 static void test_outbox_torn_tail(void **state)
 {
@@ -1077,6 +1131,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_filters_in_kernel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_crash_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_torn_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_crash_after_pubrec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offline_queue_reject, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offline_queue_drop_qos0, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offload_on_missing, setup, teardown),
