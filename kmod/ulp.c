@@ -1243,7 +1243,7 @@ err_free_msg:
 }
 
 static int mqttq_subscribe(struct mqttq_ctx *ctx, struct msghdr *msg, size_t size,
-			   const struct mqttq_sub *req, bool unsub)
+			   const struct mqttq_sub_req *req, bool unsub)
 {
 	struct mqttq_sess *s = ctx->sess;
 	struct mqttq_subreq *q;
@@ -1322,7 +1322,7 @@ static int mqttq_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 	long timeo = sock_sndtimeo(sk, msg->msg_flags & MSG_DONTWAIT);
 	union {
 		struct mqttq_pub pub;
-		struct mqttq_sub sub;
+		struct mqttq_sub_req sub;
 	} req;
 	struct cmsghdr *cmsg;
 	int type = 0, ret;

@@ -157,7 +157,7 @@ struct mqttq_pub {
  * between entries). The packet identifier comes from the kernel's space;
  * the answer is a SUBACK / UNSUBACK record with `token`.
  */
-struct mqttq_sub {
+struct mqttq_sub_req {
 	__u64 token;
 	__u32 sub_id; /* v5 Subscription Identifier, 0 = none */
 	__u16 count;  /* 1..64 */

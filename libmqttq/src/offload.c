@@ -8,10 +8,7 @@
 #include <sys/socket.h>
 
 #include "internal.h"
-/* mqttq.h and the uapi both name a struct mqttq_sub: rename the uapi's here */
-#define mqttq_sub mqttq_uapi_sub
 #include "mqttq_uapi.h"
-#undef mqttq_sub
 
 #ifndef TCP_ULP
 #define TCP_ULP 31
@@ -475,7 +472,7 @@ int mq_off_subscribe(struct mqttq *q, const struct mqc_sub *subs, unsigned int n
 	struct iovec iov;
 	struct msghdr mh = { 0 };
 	struct cmsghdr *c;
-	struct mqttq_uapi_sub *s;
+	struct mqttq_sub_req *s;
 	ssize_t r;
 
 	for (unsigned int i = 0; i < n; i++)
@@ -496,12 +493,12 @@ int mq_off_subscribe(struct mqttq *q, const struct mqc_sub *subs, unsigned int n
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
 	mh.msg_control = ctl;
-	mh.msg_controllen = CMSG_SPACE(sizeof(struct mqttq_uapi_sub));
+	mh.msg_controllen = CMSG_SPACE(sizeof(struct mqttq_sub_req));
 	c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_MQTTQ;
 	c->cmsg_type = unsub ? MQTTQ_CMSG_UNSUBSCRIBE : MQTTQ_CMSG_SUBSCRIBE;
-	c->cmsg_len = CMSG_LEN(sizeof(struct mqttq_uapi_sub));
-	s = (struct mqttq_uapi_sub *)CMSG_DATA(c);
+	c->cmsg_len = CMSG_LEN(sizeof(struct mqttq_sub_req));
+	s = (struct mqttq_sub_req *)CMSG_DATA(c);
 	s->token = token;
 	s->sub_id = sub_id;
 	s->count = n;

@@ -415,10 +415,10 @@ TEST_F(sess, malformed_and_out_of_protocol_input_end_with_eproto)
 TEST_F(sess, subscribe_through_the_kernel)
 {
 	const struct mqttq_rec *r = rec_of(self->rec);
-	struct mqttq_sub req = { .token = 900, .count = 1 };
+	struct mqttq_sub_req req = { .token = 900, .count = 1 };
 	struct mqttq_filter f = { .options = 1, .len = 3 };
 	union {
-		char buf[CMSG_SPACE(sizeof(struct mqttq_sub))];
+		char buf[CMSG_SPACE(sizeof(struct mqttq_sub_req))];
 		struct cmsghdr align;
 	} u;
 	struct iovec iov[2] = { { &f, sizeof(f) }, { (void *)"a/#", 3 } };
