@@ -55,7 +55,7 @@ CLEAN :=
 FRAGS_FIRST := $(sort $(wildcard $(TOP)/libmqttq/core/*.mk $(TOP)/libmqttq/bpf/*.mk)) \
 	$(sort $(wildcard $(TOP)/libmqttq/*.mk))
 FRAGS := $(FRAGS_FIRST) \
-	$(filter-out $(FRAGS_FIRST),$(sort $(wildcard $(TOP)/*/*.mk $(TOP)/*/*/*.mk)))
+	$(filter-out $(FRAGS_FIRST),$(sort $(wildcard $(TOP)/*/*.mk $(TOP)/*/*/*.mk $(TOP)/tests/*/*/*.mk)))
 include $(FRAGS)
 
 .PHONY: all deps check demo bench install clean san check-stages
