@@ -2,12 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0 OR MIT
 # Runs inside the test VM: mosquitto and the libmqttq drivers in two network namespaces joined by a lossy, reordering netem veth pair; exactly-once checked per QoS and version.
 #
-# usage: netem-vm.sh BUILD_DIR [N]   (prints TAP lines "ok K - ..." numbered from 1)
+# usage: netem-vm.sh BUILD_DIR [N [MQTTQ_KO]]   (prints TAP lines "ok K - ..." numbered from 1)
+# With MQTTQ_KO (this kernel's mqttq.ko) the four runs are repeated on the offload engine (N/2 each).
 # Everything is written under /tmp: the VM sees the host read-only.
 set -uo pipefail
 
 B=${1:?usage: netem-vm.sh BUILD_DIR [N]}
 n=${2:-2000}
+ko=${3:-}
+# The offload phase is the extra one: half the messages keep the stage short.
+n_off=$(((n + 1) / 2))
 bin=$B/tests/fault
 netem=${MQTTQ_NETEM:-loss 5% delay 1ms reorder 25% 50%}
 timeout=${MQTTQ_NETEM_TIMEOUT:-100}
@@ -63,59 +67,69 @@ for ((i = 0; i < 100; i++)); do
 done
 grep -q ' running$' "$wd/mosquitto.log" || bail "mosquitto runs in namespace $nsb"
 
-# All four runs at once: the link's delay and loss, not the CPU, bound each one.
-pids=()
-for c in "${combos[@]}"; do
-	read -r q v <<<"$c"
-	run=q${q}v${v}
-	(
-		export MQTTQ_OFFLOAD=off
-		ip netns exec "$nsc" timeout -k 2 $((timeout + 10)) "$bin/mqttq-subdrv" \
-			-h 10.199.0.1 -p 1883 -t "mqttq/netem/$run" -q "$q" -V "$v" -i "sub-$run" -c \
-			-C "$n" -L 300 -o "$wd/$run.txt" --ready "$wd/$run.ready" -W "$timeout" \
-			>/dev/null 2>"$wd/$run.sub.log" &
-		spid=$!
-		for ((i = 0; i < 200; i++)); do
-			[ -e "$wd/$run.ready" ] && break
-			sleep 0.1
-		done
-		t0=$(date +%s%N)
-		ip netns exec "$nsc" timeout -k 2 $((timeout + 5)) "$bin/mqttq-pubdrv" \
-			-h 10.199.0.1 -p 1883 -t "mqttq/netem/$run" -q "$q" -n "$n" -V "$v" \
-			-i "pub-$run" -c -r "$run" -w 20 -W "$timeout" --json \
-			>"$wd/$run.json" 2>"$wd/$run.pub.log"
-		echo $? >"$wd/$run.pubrc"
-		echo $((($(date +%s%N) - t0) / 1000000)) >"$wd/$run.ms"
-		# Whatever is missing by now is lost: bound the subscriber's wait.
-		for ((i = 0; i < 50; i++)); do
-			kill -0 "$spid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -TERM "$spid" 2>/dev/null
-		wait "$spid"
-		echo $? >"$wd/$run.subrc"
-	) &
-	pids+=($!)
-done
-wait "${pids[@]}"
+# One phase: all four runs at once (the link's delay and loss, not the CPU, bound each).
+phase() {
+	local eng=$1 n=$2 c q v run pids=()
+
+	for c in "${combos[@]}"; do
+		read -r q v <<<"$c"
+		run=${eng}q${q}v${v}
+		(
+			if [ "$eng" = offload ]; then export MQTTQ_OFFLOAD=on; else export MQTTQ_OFFLOAD=off; fi
+			ip netns exec "$nsc" timeout -k 2 $((timeout + 10)) "$bin/mqttq-subdrv" \
+				-h 10.199.0.1 -p 1883 -t "mqttq/netem/$run" -q "$q" -V "$v" -i "sub-$run" -c \
+				-C "$n" -L 300 -o "$wd/$run.txt" --ready "$wd/$run.ready" -W "$timeout" \
+				>/dev/null 2>"$wd/$run.sub.log" &
+			spid=$!
+			for ((i = 0; i < 200; i++)); do
+				[ -e "$wd/$run.ready" ] && break
+				sleep 0.1
+			done
+			t0=$(date +%s%N)
+			ip netns exec "$nsc" timeout -k 2 $((timeout + 5)) "$bin/mqttq-pubdrv" \
+				-h 10.199.0.1 -p 1883 -t "mqttq/netem/$run" -q "$q" -n "$n" -V "$v" \
+				-i "pub-$run" -c -r "$run" -w 20 -W "$timeout" --json \
+				>"$wd/$run.json" 2>"$wd/$run.pub.log"
+			echo $? >"$wd/$run.pubrc"
+			echo $((($(date +%s%N) - t0) / 1000000)) >"$wd/$run.ms"
+			# Whatever is missing by now is lost: bound the subscriber's wait.
+			for ((i = 0; i < 50; i++)); do
+				kill -0 "$spid" 2>/dev/null || break
+				sleep 0.1
+			done
+			kill -TERM "$spid" 2>/dev/null
+			wait "$spid"
+			echo $? >"$wd/$run.subrc"
+		) &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+
+	for c in "${combos[@]}"; do
+		read -r q v <<<"$c"
+		run=${eng}q${q}v${v}
+		judge "$eng" "$q" "$v" "$run" "$n"
+	done
+}
 
 field() { printf '%s' "$1" | grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2; }
-for c in "${combos[@]}"; do
-	read -r q v <<<"$c"
-	run=q${q}v${v}
+judge() {
+	local eng=$1 q=$2 v=$3 run=$4 n=$5 check crc prc pubj what
+
 	touch "$wd/$run.txt"
 	if [ ! -e "$wd/$run.ready" ]; then
-		not_ok "QoS $q MQTT $v over netem: subscriber never subscribed"
+		not_ok "$eng QoS $q MQTT $v over netem: subscriber never subscribed"
 		tail -n 5 "$wd/$run.sub.log" | sed 's/^/# sub: /'
-		continue
+		return
 	fi
 	check=$("$bin/mqttq-eocheck" --json --expect "$q:$n:$run" "$wd/$run.txt")
 	crc=$?
 	prc=$(cat "$wd/$run.pubrc" 2>/dev/null || echo '?')
 	pubj=$(grep -m1 '^{' "$wd/$run.json" 2>/dev/null || echo '{}')
-	what="QoS $q MQTT $v over netem: sent $n lost $(field "$check" lost) dup $(field "$check" dup)"
-	what+=" reordered $(field "$check" reordered) unexpected $(field "$check" unexpected)"
-	what+=" reconnects $(field "$pubj" reconnects) in $(cat "$wd/$run.ms") ms (publisher rc $prc)"
+	what="$eng QoS $q MQTT $v over netem: sent $n lost $(field "$check" lost)"
+	what+=" dup $(field "$check" dup) reordered $(field "$check" reordered)"
+	what+=" unexpected $(field "$check" unexpected) reconnects $(field "$pubj" reconnects)"
+	what+=" in $(cat "$wd/$run.ms") ms (publisher rc $prc)"
 	if [ "$crc" -eq 0 ] && [ "$prc" = 0 ]; then
 		ok "$what"
 	else
@@ -125,7 +139,35 @@ for c in "${combos[@]}"; do
 		tail -n 5 "$wd/$run.pub.log" | sed 's/^/# pub: /'
 		tail -n 5 "$wd/$run.sub.log" | sed 's/^/# sub: /'
 	fi
-done
+}
+
+phase user "$n"
+if [ -n "$ko" ]; then
+	if insmod "$ko"; then
+		phase offload "$n_off"
+		# The module, not the library, must have run these flows.
+		acks=$(cat /sys/kernel/mqttq/acks_in_kernel 2>/dev/null || echo 0)
+		if [ "${acks:-0}" -ge "$n_off" ]; then
+			ok "offload runs went through mqttq.ko ($acks acks handled in the kernel)"
+		else
+			not_ok "offload runs went through mqttq.ko (acks_in_kernel ${acks:-?} < $n_off)"
+		fi
+		# Finished flows hold no state: the sessions must go, and the module with them.
+		for ((i = 0; i < 100; i++)); do
+			sess=$(cat /sys/kernel/mqttq/sessions 2>/dev/null || echo '?')
+			[ "$sess" = 0 ] && break
+			sleep 0.1
+		done
+		if [ "$sess" = 0 ] && rmmod mqttq; then
+			ok "no mqttq session left after the offload runs; rmmod mqttq"
+		else
+			not_ok "no mqttq session left after the offload runs ($sess); rmmod mqttq"
+		fi
+	else
+		not_ok "insmod $ko"
+	fi
+fi
+
 # The link must really have lost packets, or the runs above proved nothing.
 drops() { tc -s -n "$1" qdisc show dev "$2" | grep -o 'dropped [0-9]*' | head -1 | cut -d' ' -f2; }
 db=$(drops "$nsb" nq0) dc=$(drops "$nsc" nq1)
