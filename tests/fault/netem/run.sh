@@ -40,7 +40,7 @@ want=$([ -n "$ko" ] && echo 13 || echo 7)
 
 mkdir -p "$(dirname "$log")"
 echo "# netem: kernel $rel, log ${log#"$top"/}"
-"$top/tests/vm/run" "$rel" --timeout 220 -- bash "$here/netem-vm.sh" "$B" "$n" $ko >"$log" 2>&1
+"$top/tests/vm/run" "$rel" --timeout 220 -- bash "$here/netem-vm.sh" "$B" "$n" "$ko" >"$log" 2>&1
 vrc=$?
 # The guest's own TAP, kernel console lines left out.
 grep -E '^(not )?ok [0-9]+ |^# |^1\.\.' "$log" | grep -v '^# \[' | grep -v '^1\.\.' >"$log.tap"
