@@ -537,7 +537,11 @@ TEST_F(flow, qos0_flood_to_a_stalled_peer_is_bounded)
 	ASSERT_EQ(0, ulp_stats(self->cli, &st));
 	/* max_bytes plus one message and a chunk header's worth of slack */
 	EXPECT_GT(8192 + 2048 + 2048, (long long)st.bytes_held);
-	EXPECT_EQ(0, ulp_poll(self->cli, POLLOUT, 50) & POLLOUT);
+	/*
+	 * No POLLOUT check here: the queue keeps draining into TCP while the
+	 * receive side autotunes its buffer, so writability may come back at
+	 * any moment; the bound above is what must hold.
+	 */
 	/* the peer catches up: every message arrives and publishing resumes */
 	pkt = 1 + 2 + 2 + 1 + (variant->version == MQTTQ_V5) + sizeof(payload);
 	want = n * pkt;
