@@ -3,15 +3,15 @@
 # Runs inside the test VM: mosquitto and the libmqttq drivers in two network namespaces joined by a lossy, reordering netem veth pair; exactly-once checked per QoS and version.
 #
 # usage: netem-vm.sh BUILD_DIR [N [MQTTQ_KO]]   (prints TAP lines "ok K - ..." numbered from 1)
-# With MQTTQ_KO (this kernel's mqttq.ko) the four runs are repeated on the offload engine (N/2 each).
+# With MQTTQ_KO (this kernel's mqttq.ko) the four runs are repeated on the offload engine (N/4 each).
 # Everything is written under /tmp: the VM sees the host read-only.
 set -uo pipefail
 
 B=${1:?usage: netem-vm.sh BUILD_DIR [N]}
 n=${2:-2000}
 ko=${3:-}
-# The offload phase is the extra one: half the messages keep the stage short.
-n_off=$(((n + 1) / 2))
+# The offload phase is the extra one: a quarter of the messages keeps the stage short.
+n_off=$(((n + 3) / 4))
 bin=$B/tests/fault
 netem=${MQTTQ_NETEM:-loss 5% delay 1ms reorder 25% 50%}
 timeout=${MQTTQ_NETEM_TIMEOUT:-100}

@@ -40,7 +40,7 @@ want=$([ -n "$ko" ] && echo 13 || echo 7)
 
 mkdir -p "$(dirname "$log")"
 echo "# netem: kernel $rel, log ${log#"$top"/}"
-"$top/tests/vm/run" "$rel" --timeout 220 -- bash "$here/netem-vm.sh" "$B" "$n" "$ko" >"$log" 2>&1
+"$top/tests/vm/run" "$rel" --timeout 300 -- bash "$here/netem-vm.sh" "$B" "$n" "$ko" >"$log" 2>&1
 vrc=$?
 # The guest's own TAP, kernel console lines left out.
 grep -E '^(not )?ok [0-9]+ |^# |^1\.\.' "$log" | grep -v '^# \[' | grep -v '^1\.\.' >"$log.tap"
@@ -49,7 +49,7 @@ t=$(grep -Ec '^(not )?ok [0-9]+ ' "$log.tap")
 t=$((t + 1))
 case $vrc in
 0|1) echo "ok $t - netem: VM on $rel ran to the end, no kernel warning on the console" ;;
-124) echo "not ok $t - netem: VM on $rel timed out (220 s)" ;;
+124) echo "not ok $t - netem: VM on $rel timed out (300 s)" ;;
 125) echo "not ok $t - netem: kernel $rel logged a warning/Oops (see ${log#"$top"/})" ;;
 *) echo "not ok $t - netem: VM on $rel failed with status $vrc (see ${log#"$top"/})" ;;
 esac
