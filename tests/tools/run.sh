@@ -146,18 +146,24 @@ wait_for() {
 	return 1
 }
 
-# wait_suback FILE: a subscriber logged its SUBACK. The extra 0.3 s works around a libmqttq
-# race (a PUBLISH arriving within a few ms of the SUBACK is sometimes never delivered; about
-# 1 in 20 runs), which is the library's to fix and not what these tests check.
+# fresh: removes the logs wait_for reads, before a subscriber starts. Without it wait_for
+# could match the previous subscriber's "received SUBACK" (the new process truncates the
+# file only once it runs) and the message would be published before this one subscribed:
+# that, not libmqttq, was the "PUBLISH right after SUBACK is lost" race.
+fresh() {
+	rm -f "$work/m.err" "$work/o.raw" "$work/bs.err"
+}
+
+# wait_suback FILE: a subscriber logged its SUBACK.
 wait_suback() {
-	wait_for "$1" 'received SUBACK' || return 1
-	sleep 0.3
+	wait_for "$1" 'received SUBACK'
 }
 
 fmt='%t|%p|%q|%r|%l|%%|\n|%10t|%-5l|%05l|%x|%X|%-8p|%.2t|\t|@@|\\'
 for v in 311 5; do
 	for q in 0 1 2; do
 		topic="rt/$v/$q"
+		fresh
 		timeout 20 "$T/mqttq-sub" -p "$P" -V "$v" -q 2 -t "rt/$v/#" -C 2 -F "$fmt" -d \
 			>"$work/m.out" 2>"$work/m.err" &
 		a=$!
@@ -206,6 +212,7 @@ done
 mosquitto_pub -p "$P" -t out/a -n -r
 
 # -v with an empty payload prints "topic (null)", live (a retained empty message is a delete).
+fresh
 timeout 20 "$T/mqttq-sub" -p "$P" -t out/b -C 1 -v -d >"$work/m.out" 2>"$work/m.err" &
 a=$!
 timeout 20 stdbuf -oL mosquitto_sub -p "$P" -t out/b -C 1 -v -d >"$work/o.raw" 2>&1 &
@@ -220,6 +227,7 @@ check "-v of an empty payload matches mosquitto_sub" \
 	bash -c "[ \"\$(cat '$work/m.out')\" = 'out/b (null)' ] && cmp -s '$work/m.out' '$work/o.out'"
 
 # -C: exits 0 after exactly COUNT messages though more are sent.
+fresh
 timeout 20 "$T/mqttq-sub" -p "$P" -t cnt -q 1 -C 3 -d >"$work/m.out" 2>"$work/m.err" &
 a=$!
 wait_suback "$work/m.err"
@@ -237,6 +245,7 @@ check "sub -W 1 ends within 5 s" test $(($(date +%s) - t0)) -le 5
 
 # -l, -f, -s, --repeat: what arrives is what was sent, in order.
 printf 'one\ntwo\n\nfour\n' >"$work/lines"
+fresh
 timeout 20 "$T/mqttq-sub" -p "$P" -t lines -q 2 -C 4 -F '%l:%p' -d >"$work/m.out" 2>"$work/m.err" &
 a=$!
 wait_suback "$work/m.err"
@@ -246,6 +255,7 @@ check "pub -l: one message per line, in order, empty line included" \
 	test "$(cat "$work/m.out")" = "$(printf '3:one\n3:two\n0:\n4:four')"
 
 head -c 3000 /dev/urandom >"$work/blob"
+fresh
 timeout 20 "$T/mqttq-sub" -p "$P" -t blob -q 1 -C 2 -F '%x' -d >"$work/m.out" 2>"$work/m.err" &
 a=$!
 wait_suback "$work/m.err"
@@ -271,6 +281,7 @@ expect_rc 27 "sub -R ignores the retained message" "$T/mqttq-sub" -p "$P" -t ret
 "$T/mqttq-pub" -p "$P" -t ret/x -n -r
 
 # -L URL carries host, port and topic.
+fresh
 timeout 20 "$T/mqttq-sub" -L "mqtt://127.0.0.1:$P/url/t" -C 1 -v -d >"$work/m.out" 2>"$work/m.err" &
 a=$!
 wait_suback "$work/m.err"
@@ -282,6 +293,7 @@ check "-L mqtt://host:port/topic on both tools" test "$(cat "$work/m.out")" = "u
 # filters into a sockmap eBPF program (4207e98), a subscriber with a filter intermittently
 # loses its SUBACK or messages (about 1 run in 3, reported); TOOLS_TEST_FILTER=1 runs it anyway.
 if [ "${TOOLS_TEST_FILTER:-0}" = 1 ]; then
+	fresh
 	timeout 20 "$T/mqttq-sub" -p "$P" -t 'flt/#' --filter 'flt/keep/+' -C 2 -v -d >"$work/m.out" 2>"$work/m.err" &
 	a=$!
 	wait_suback "$work/m.err"
@@ -296,6 +308,7 @@ else
 fi
 
 # Will: a subscriber killed without DISCONNECT makes the broker publish it.
+fresh
 timeout 20 "$T/mqttq-sub" -p "$P" -t will/t -C 1 -d >"$work/m.out" 2>"$work/m.err" &
 a=$!
 "$T/mqttq-sub" -p "$P" -t nothing -k 5 --will-topic will/t --will-payload gone --will-qos 1 \
@@ -335,6 +348,7 @@ expect_rc 0 "bench pub with 3 clients and an interval exits 0" "$T/mqttq-bench" 
 check "bench -c 3 -L 20: 60 messages" grep -q '"clients":3,.*"messages":60,' "$work/out"
 expect_rc 0 "bench conn exits 0" "$T/mqttq-bench" conn -p "$P" -c 4 --json
 check "bench conn: 4 connections timed" grep -q '"mode":"conn".*"messages":4,' "$work/out"
+fresh
 timeout 30 "$T/mqttq-bench" sub -p "$P" -t 'bs/%i' -q 1 -L 50 --json >"$work/bs.out" \
 	2>"$work/bs.err" &
 a=$!
