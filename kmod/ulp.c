@@ -685,9 +685,10 @@ static void mqttq_after_core(struct mqttq_ctx *ctx)
 	struct mqttq_sess *s = ctx->sess;
 	struct mqc_close c;
 
+	/* internal records go even when the session has ended: never to userspace */
+	mqttq_drain_acks(ctx);
 	if (!s)
 		return;
-	mqttq_drain_acks(ctx);
 	mqttq_sess_sync(s);
 	if (!ctx->close_pending) {
 		mqttq_arm(ctx);
@@ -1055,6 +1056,8 @@ static int mqttq_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int fl
 		ret = -ENOTCONN;
 		goto out;
 	}
+	/* an ACK_ONLY record at the head is the kernel's own, whatever the state */
+	mqttq_drain_acks(ctx);
 	if (list_empty(&ctx->recs) && ctx->state == MQTTQ_ST_RUNNING) {
 		ret = mqttq_wait_rec(ctx, &timeo);
 		if (ret)

@@ -42,7 +42,7 @@ struct stress {
 	atomic_int bad;
 	char why[256];
 	/* counts for the log, and to prove the mix did something */
-	atomic_long ops_app, ops_peer, pairs, sessions, pub_ok, recs, closed_recs, frames, junk, ack_only;
+	atomic_long ops_app, ops_peer, pairs, sessions, pub_ok, recs, closed_recs, frames, junk;
 };
 
 static void fail(struct stress *st, const char *fmt, int a, int b)
@@ -160,17 +160,6 @@ static void app_recv(struct stress *st, struct slot *s, int fd)
 			fail(st, "record of %d bytes says len %d", (int)n,
 			     n >= 8 ? (int)r->len : -1);
 			return;
-		}
-		/*
-		 * KNOWN kmod BUG, tolerated and counted: the internal ACK_ONLY
-		 * record (type 0: a filtered-out QoS 1/2 message under
-		 * ack-on-delivery) reaches recvmsg once the session has ended,
-		 * because mqttq_after_core() returns before mqttq_drain_acks()
-		 * when ctx->sess is NULL. Any other malformed record fails.
-		 */
-		if (r->type == 0 && n == sizeof(*r) && r->qos && r->pid) {
-			atomic_fetch_add(&st->ack_only, 1);
-			continue;
 		}
 		if (r->type < MQTTQ_REC_PUB_DONE || r->type > MQTTQ_REC_CLOSED) {
 			fail(st, "record type %d, %d bytes", r->type, (int)n);
@@ -441,9 +430,6 @@ TEST_F_TIMEOUT(stress, two_threads_random_frames_leak_nothing, 90)
 	       (long)st->ops_app, (long)st->ops_peer, (long)st->pairs, (long)st->sessions,
 	       (long)st->pub_ok, (long)st->recs, (long)st->closed_recs, (long)st->frames,
 	       (long)st->junk);
-	if (st->ack_only)
-		TH_LOG("KNOWN kmod BUG: %ld internal ACK_ONLY records reached recvmsg after their "
-		       "session ended", (long)st->ack_only);
 	ASSERT_EQ(0, st->bad) TH_LOG("%s", st->why);
 	/* The mix must have exercised sessions, publishes and records at all. */
 	EXPECT_LT(10, st->sessions);
