@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "../core/mqc_int.h"
 #include "match.h"
 #include "mqf.h"
 
@@ -248,9 +249,12 @@ static int cb_send(void *ctx, const u8 *buf, u32 len)
 	 */
 	if (len && (buf[0] >> 4) == MQC_PUBREL) {
 		q->tx_batched++;
-		/* PUBREL: fixed header, a 1-byte remaining length (2..4), the identifier */
-		if (len >= 4)
-			mq_outbox_rel(q, (u16)(buf[2] << 8 | buf[3]));
+		u32 rl;
+		int w = mqc_varint_get(buf + 1, len - 1, &rl);
+
+		/* PUBREL: fixed header, remaining length, then the identifier */
+		if (w > 0 && (u32)w + 3 <= len)
+			mq_outbox_rel(q, (u16)(buf[1 + w] << 8 | buf[2 + w]));
 	} else
 		q->tx_urgent = true;
 	return tx_append(q, buf, len);
@@ -2002,17 +2006,15 @@ static int publish(struct mqttq *q, const char *topic, const void *payload, size
 	mm->props_off = mm->payload_off;
 	mm->props_len = 0;
 	if (q->o.version == MQC_V5) {
-		u32 at = mm->topic_off + tlen + (qos ? 2 : 0), plen = 0, shift = 0;
+		u32 at = mm->topic_off + tlen + (qos ? 2 : 0), plen = 0;
+		int w = mqc_varint_get(mm->buf + at, mm->payload_off - at, &plen);
 
-		while (at < mm->payload_off && shift < 28) {
-			u8 b = mm->buf[at++];
-
-			plen |= (u32)(b & 0x7f) << shift;
-			shift += 7;
-			if (!(b & 0x80))
-				break;
+		/* the core just encoded this block: a bad length here is our bug */
+		if (w < 0) {
+			mq_msg_put(q, mm);
+			return mq_err(q, w, "internal: PUBLISH property length");
 		}
-		mm->props_off = at;
+		mm->props_off = at + w;
 		mm->props_len = plen;
 	}
 	r = mq_outbox_add(q, mm);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "../core/mqc_int.h"
 
 #define OB_MAGIC 0x4251514du /* "MQQB" */
 enum { OB_ADD = 1, OB_PID = 2, OB_DONE = 3, OB_REL = 4 };
@@ -323,10 +324,17 @@ torn:
 		mm->m.len = h->len;
 		mm->m.qos = h->qos;
 		mm->m.token = h->token;
-		vw = 1;
-		while (vw < 4 && (mm->buf[vw] & 0x80))
-			vw++;
-		tlen = (u32)mm->buf[1 + vw] << 8 | mm->buf[2 + vw];
+		/* a record passed its CRC, but its PUBLISH is checked before any use */
+		vw = 0;
+		if (h->len < 2 || (int)(vw = (u32)mqc_varint_get(mm->buf + 1, h->len - 1, &tlen)) <= 0 ||
+		    1 + vw + 2 > h->len ||
+		    1 + vw + 2 + (tlen = (u32)mm->buf[1 + vw] << 8 | mm->buf[2 + vw]) + 2 > h->len) {
+			q->st.outbox_corrupt++;
+			mq_log(q, MQTTQ_LOG_WARN, "outbox %s: record %llu holds no valid PUBLISH, "
+				  "skipped", q->ob_path, (unsigned long long)h->seq);
+			mq_msg_put(q, mm);
+			continue;
+		}
 		mm->m.pid_off = 1 + vw + 2 + tlen;
 		mm->aliasable = 0;
 		mm->wal_seq = h->seq;
