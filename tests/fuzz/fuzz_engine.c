@@ -270,14 +270,47 @@ static void op_publish(struct in *in)
 	CHECK(W.s.inflight == inflight + 1);
 }
 
+/*
+ * The receiver's QoS 2 hold ends when it takes the PUBREL (MQTT-4.3.3-2,
+ * method B), whether or not its PUBCOMP then makes it onto the wire: a
+ * failed send cannot bring the hold back. So the model releases a pid
+ * when the engine drops it on a PUBREL for that pid (or on any raw
+ * input, which may hold one); any other input that drops a hold is a bug.
+ */
+static void follow_release(const u8 *before, const struct mqc_packet *p)
+{
+	u32 i, bit;
+
+	for (i = 0; i < MQC_IN2_BYTES; i++) {
+		u8 dropped = before[i] & (u8)~W.in2[i];
+
+		for (bit = 0; dropped && bit < 8; bit++) {
+			u16 pid = (u16)(i << 3 | bit);
+
+			if (!(dropped & (1u << bit)))
+				continue;
+			/* MQTT-3.2.2-5: no session, no holds (the model cleared them too) */
+			if (p && p->type == MQC_CONNACK && !p->connack.session_present)
+				continue;
+			CHECK(!p || (p->type == MQC_PUBREL && p->pid == pid));
+			set_held(pid, false);
+		}
+	}
+}
+
 static int feed(const struct mqc_packet *p)
 {
 	static u8 b[512];
+	static u8 before[MQC_IN2_BYTES];
 	int n = mqc_encode(W.v, p, b, sizeof(b));
+	int r;
 
 	if (n <= 0)
 		return 0;
-	return mqc_input(&W.s, b, (u32)n, W.now);
+	memcpy(before, W.in2, sizeof(before));
+	r = mqc_input(&W.s, b, (u32)n, W.now);
+	follow_release(before, p);
+	return r;
 }
 
 static void op_ack_inflight(struct in *in)
@@ -345,13 +378,16 @@ static void op_pubrel(struct in *in)
 static void op_raw(struct in *in)
 {
 	static u8 b[64];
+	static u8 before[MQC_IN2_BYTES];
 	u32 n = take(in) % sizeof(b), i;
 
 	bool up = W.s.connected;
 
 	for (i = 0; i < n; i++)
 		b[i] = take(in);
+	memcpy(before, W.in2, sizeof(before));
 	mqc_input(&W.s, b, n, W.now);
+	follow_release(before, NULL);
 	/* a raw CONNACK may have started a session without state: the bitmap is the model */
 	if (!up && W.s.connected)
 		memcpy(W.held, W.s.in2, sizeof(W.held));
