@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0 OR MIT
-# Inside the VM: loads mqttq.ko, then SIGKILLs a publisher on the outbox + offload engine repeatedly (QoS 1/2, 3.1.1/5) and checks exactly-once (TAP).
+# Inside the VM: loads mqttq.ko, SIGKILLs a publisher on the outbox + offload engine repeatedly (QoS 1/2, 3.1.1/5), then cuts its connection, and checks exactly-once (TAP).
 set -uo pipefail
 
 B=${1:?usage: vm.sh BUILD_DIR}
@@ -60,6 +60,22 @@ for v in 311 5; do
 			sed 's/^/# /' "$tmp/sc.out" | head -40
 		fi
 	done
+done
+# In-process reconnects: the kernel session does not linger with the outbox, so the
+# library puts its flows back on each new socket (PUBREL, not PUBLISH, past PUBREC).
+PUB1="env MQTTQ_OFFLOAD=on $bin/mqttq-pubdrv -h 127.0.0.1 -p @PORT@ -t @TOPIC@ -q @QOS@ -n @N@ -V @V@ -i pub-@RUN@ -c -r @RUN@ -w 20 -W @TIMEOUT@ --json --outbox $tmp/ob-@RUN@"
+for v in 311 5; do
+	bash "$fault/scenario.sh" --pub "$PUB1" --sub "$SUB" --qos 2 -V $v -n "$N" --timeout 120 \
+		--fault "cut:after=PUBREL,dir=c2s,n=300,conn=all" --name "obo/cut-after-PUBREL" \
+		>"$tmp/sc.out" 2>&1
+	rc=$?
+	res=$(grep -m1 '^result ' "$tmp/sc.out" | sed 's/^result name=[^ ]* //')
+	if [ $rc -eq 0 ]; then
+		ok "offload+outbox cut-after-PUBREL qos2 v$v: $res"
+	else
+		not_ok "offload+outbox cut-after-PUBREL qos2 v$v: $res (exit $rc)"
+		sed 's/^/# /' "$tmp/sc.out" | head -40
+	fi
 done
 rmmod mqttq
 rm -rf "$tmp"
