@@ -56,6 +56,7 @@ struct mqttq_omsg {
 	struct mqc_msg m;
 	struct list_head node;
 	struct mqttq_krec *done; /* its completion record, allocated up front */
+	struct mqttq_krec *rec;	 /* MQTTQ_SF_OUTBOX QoS 2: its PUBREC record, likewise */
 	u32 acct;
 	u8 buf[];
 };
@@ -322,6 +323,7 @@ static void mqttq_omsg_free(struct mqttq_sess *s, struct mqttq_omsg *om)
 	s->msg_bytes -= om->acct;
 	mqttq_unhold(om->acct);
 	kfree(om->done);
+	kfree(om->rec);
 	kvfree(om);
 }
 
@@ -619,6 +621,29 @@ static void mqttq_cb_sub_done(void *p, u64 token, const u8 *codes, u32 n)
 	}
 }
 
+/* MQTTQ_SF_OUTBOX: the PUBREL waits until userspace has logged this record. */
+static void mqttq_cb_pubrec(void *p, struct mqc_msg *m)
+{
+	struct mqttq_sess *s = p;
+	struct mqttq_omsg *om = container_of(m, struct mqttq_omsg, m);
+	struct mqttq_ctx *ctx = s->ctx;
+	struct mqttq_krec *k = om->rec;
+	struct mqttq_rec *r;
+
+	om->rec = NULL;
+	if (!ctx || ctx->state != MQTTQ_ST_RUNNING || !k) {
+		kfree(k);
+		return;
+	}
+	r = mqttq_hdr(k);
+	r->token = m->token;
+	r->pid = m->pid;
+	r->qos = m->qos;
+	r->count = 1;
+	mqttq_rec_queue(ctx, k);
+	ctx->want_in = true;
+}
+
 static void mqttq_cb_closed(void *p, const struct mqc_close *c)
 {
 	struct mqttq_sess *s = p;
@@ -638,6 +663,7 @@ static const struct mqc_ops mqttq_core_ops = {
 	.deliver = mqttq_cb_deliver,
 	.sub_done = mqttq_cb_sub_done,
 	.closed = mqttq_cb_closed,
+	.pubrec = mqttq_cb_pubrec,
 };
 
 /* ---- after every core call --------------------------------------------- */
@@ -1162,9 +1188,14 @@ static int mqttq_publish(struct mqttq_ctx *ctx, struct msghdr *msg, size_t size,
 	struct mqttq_omsg *om;
 	size_t need = size + 16;
 	u32 pid_off = 0;
+	bool outbox = s->cfg.user_flows;
 	int n, ret;
 
 	if (req->qos > 2 || req->retain > 1 || req->pad[0] || req->pad[1] || req->pad[2])
+		return -EINVAL;
+	/* with the outbox, every QoS 1/2 flow carries the identifier the caller logged */
+	if ((outbox && req->qos) ? (!req->pid || req->state > MQTTQ_PUB_WAIT_COMP) :
+				   (req->pid || req->state))
 		return -EINVAL;
 	if ((u64)req->topic_len + req->props_len > size)
 		return -EINVAL;
@@ -1210,9 +1241,11 @@ static int mqttq_publish(struct mqttq_ctx *ctx, struct msghdr *msg, size_t size,
 	if (!om)
 		return -ENOMEM;
 	om->done = mqttq_rec_alloc(MQTTQ_REC_PUB_DONE, 0, GFP_KERNEL);
-	if (!om->done) {
+	om->rec = outbox && req->qos == 2 ? mqttq_rec_alloc(MQTTQ_REC_PUBREC, 0, GFP_KERNEL) :
+					    NULL;
+	if (!om->done || (outbox && req->qos == 2 && !om->rec)) {
 		ret = -ENOMEM;
-		goto err_free_msg;
+		goto err_free_rec;
 	}
 	ret = mqc_encode_publish(s->cfg.version, &pub, om->buf, n, &pid_off);
 	if (ret < 0)
@@ -1223,11 +1256,16 @@ static int mqttq_publish(struct mqttq_ctx *ctx, struct msghdr *msg, size_t size,
 	om->m.pid_off = pid_off;
 	om->m.token = req->token;
 	om->m.qos = req->qos;
+	om->m.pid = req->pid;
+	om->m.state = req->state; /* enum mqttq_pub_state matches the core's */
 	om->acct = sizeof(*om) + n;
 	list_add_tail(&om->node, &s->msgs);
 	s->msg_bytes += om->acct;
 	mqttq_hold(om->acct);
-	ret = mqc_publish(&s->core, &om->m, mqttq_now());
+	if (outbox && req->qos)
+		ret = mqc_publish_pid(&s->core, &om->m, mqttq_now());
+	else
+		ret = mqc_publish(&s->core, &om->m, mqttq_now());
 	if (ret < 0) {
 		mqttq_omsg_free(s, om);
 		mqttq_after_core(ctx);
@@ -1240,7 +1278,7 @@ static int mqttq_publish(struct mqttq_ctx *ctx, struct msghdr *msg, size_t size,
 
 err_free_rec:
 	kfree(om->done);
-err_free_msg:
+	kfree(om->rec);
 	kvfree(om);
 	return ret;
 }
@@ -1478,8 +1516,12 @@ static int mqttq_set_session(struct mqttq_ctx *ctx, sockptr_t optval, unsigned i
 	cfg.ack_policy = u.ack_policy == MQTTQ_DEFAULT8 ? d.ack_policy : u.ack_policy;
 	completion = u.completion == MQTTQ_DEFAULT8 ? d.completion : u.completion;
 	if (cfg.ack_policy > MQTTQ_ACK_ON_DELIVERY || completion > MQTTQ_COMPLETE_COALESCE ||
-	    u.flags || u.session_present > 1)
+	    (u.flags & ~MQTTQ_SF_OUTBOX) || u.session_present > 1)
 		return -EINVAL;
+	/* the outbox is the one recovery path: no lingering state a take-over could resend */
+	if ((u.flags & MQTTQ_SF_OUTBOX) && u.key)
+		return -EINVAL;
+	cfg.user_flows = !!(u.flags & MQTTQ_SF_OUTBOX);
 	if (u.max_qos != MQTTQ_DEFAULT8 && u.max_qos > 2)
 		return -EINVAL;
 	cfg.keepalive_s = d.keepalive_s ? min_t(u32, d.keepalive_s, 65535) : u.keepalive_s;
@@ -1488,6 +1530,8 @@ static int mqttq_set_session(struct mqttq_ctx *ctx, sockptr_t optval, unsigned i
 	retry = u.retry_ms == MQTTQ_DEFAULT ? d.retry_ms : u.retry_ms;
 	cfg.retry_ms = u.version == MQC_V311 ? retry : 0;
 	linger = u.linger_s == MQTTQ_DEFAULT ? d.linger_s : u.linger_s;
+	if (cfg.user_flows)
+		linger = 0;
 	max_bytes = u.max_bytes == MQTTQ_DEFAULT ? d.max_bytes : u.max_bytes;
 	if (max_bytes < MQTTQ_MIN_BYTES)
 		return -EINVAL;
@@ -1608,6 +1652,27 @@ static int mqttq_set_filter(struct mqttq_ctx *ctx, sockptr_t optval, unsigned in
 	return 0;
 }
 
+/* The PUBRELs userspace held back until their records were logged; in order, stop at a bad one. */
+static int mqttq_release(struct mqttq_ctx *ctx, sockptr_t optval, unsigned int optlen)
+{
+	u16 pids[64];
+	unsigned int i;
+	int ret = 0;
+
+	if (!optlen || optlen % 2 || optlen > sizeof(pids))
+		return -EINVAL;
+	if (ctx->state != MQTTQ_ST_RUNNING)
+		return ctx->state == MQTTQ_ST_IDLE ? -ENOTCONN : ctx->err;
+	if (!ctx->sess->cfg.user_flows)
+		return -EINVAL;
+	if (copy_from_sockptr(pids, optval, optlen))
+		return -EFAULT;
+	for (i = 0; i < optlen / 2 && !ret && ctx->state == MQTTQ_ST_RUNNING; i++)
+		ret = mqc_release(&ctx->sess->core, pids[i], mqttq_now());
+	mqttq_after_core(ctx);
+	return ret == -ENOTCONN ? 0 : ret;
+}
+
 static int mqttq_setsockopt(struct sock *sk, int level, int optname, sockptr_t optval,
 			    unsigned int optlen)
 {
@@ -1626,6 +1691,9 @@ static int mqttq_setsockopt(struct sock *sk, int level, int optname, sockptr_t o
 		break;
 	case MQTTQ_FILTER_FD:
 		ret = mqttq_set_filter(ctx, optval, optlen);
+		break;
+	case MQTTQ_RELEASE:
+		ret = mqttq_release(ctx, optval, optlen);
 		break;
 	case MQTTQ_DISCONNECT:
 		ret = -EINVAL;
@@ -1691,6 +1759,7 @@ static int mqttq_getsockopt(struct sock *sk, int level, int optname, char __user
 		u.version = ctx->sess->cfg.version;
 		u.ack_policy = ctx->sess->cfg.ack_policy;
 		u.completion = ctx->sess->completion;
+		u.flags = ctx->sess->cfg.user_flows ? MQTTQ_SF_OUTBOX : 0;
 		u.keepalive_s = ctx->sess->cfg.keepalive_s;
 		u.window = ctx->sess->cfg.window;
 		u.recv_max = ctx->sess->cfg.recv_max;

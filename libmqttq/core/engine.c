@@ -177,11 +177,22 @@ static u16 pick_pub_pid(struct mqc_session *s)
 	return 0;
 }
 
-/* A SUBSCRIBE identifier: any value not in flight; it takes no slot. */
+/*
+ * A SUBSCRIBE identifier: any value not in flight; it takes no slot. With
+ * user_flows the caller picks PUBLISH identifiers, so SUBSCRIBE keeps to the
+ * top MQC_MAX_SUBREQ values, where a caller that avoids them never meets it.
+ */
 static u16 pick_sub_pid(struct mqc_session *s)
 {
 	u32 tries = 2u * s->nslots + MQC_MAX_SUBREQ + 1;
 	u16 pid = s->next_pid;
+
+	if (s->cfg.user_flows) {
+		for (pid = 0xffff - MQC_MAX_SUBREQ + 1; pid; pid++)
+			if (!inflight_msg(s, pid) && !subreq_has(s, pid))
+				return pid;
+		return 0;
+	}
 
 	while (tries--) {
 		u16 cand = pid;
@@ -195,14 +206,20 @@ static u16 pick_sub_pid(struct mqc_session *s)
 	return 0;
 }
 
+/* Past PUBREC (PUBREL sent or held for the caller): the PUBREL list. */
+static bool past_rec(u8 state)
+{
+	return state == MQC_ST_WAIT_COMP || state == MQC_ST_WAIT_RELEASE;
+}
+
 static u16 *list_head(struct mqc_session *s, u8 state)
 {
-	return state == MQC_ST_WAIT_COMP ? &s->rel_head : &s->pub_head;
+	return past_rec(state) ? &s->rel_head : &s->pub_head;
 }
 
 static u16 *list_tail(struct mqc_session *s, u8 state)
 {
-	return state == MQC_ST_WAIT_COMP ? &s->rel_tail : &s->pub_tail;
+	return past_rec(state) ? &s->rel_tail : &s->pub_tail;
 }
 
 static void list_add(struct mqc_session *s, struct mqc_msg *m)
@@ -268,7 +285,8 @@ int mqc_session_init(struct mqc_session *s, const struct mqc_config *cfg,
 		return -EINVAL;
 	if ((cfg->version != MQC_V311 && cfg->version != MQC_V5) || !cfg->window ||
 	    !cfg->recv_max || cfg->ack_policy > MQC_ACK_ON_DELIVERY ||
-	    (cfg->ack_policy == MQC_ACK_ON_DELIVERY && !ackq))
+	    (cfg->ack_policy == MQC_ACK_ON_DELIVERY && !ackq) || cfg->user_flows > 1 ||
+	    (cfg->user_flows && !ops->pubrec))
 		return -EINVAL;
 	mqc_memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
@@ -320,6 +338,8 @@ static int resend_all(struct mqc_session *s, u64 now)
 	for (i = s->rel_head; i != NIL && s->connected; i = s->slots[i]->next) {
 		struct mqc_msg *m = s->slots[i];
 
+		if (m->state == MQC_ST_WAIT_RELEASE)
+			continue; /* its PUBREL leaves with mqc_release() */
 		err = tx_ack(s, MQC_PUBREL, m->pid, 0, now);
 		if (err)
 			return err;
@@ -436,7 +456,7 @@ int mqc_publish(struct mqc_session *s, struct mqc_msg *m, u64 now)
 		s->ops->complete(s->ctx, m, 0);
 		return 0;
 	}
-	if (m->pid_off < 2 || m->pid_off + 2 > m->len)
+	if (m->pid_off < 2 || m->pid_off + 2 > m->len || s->cfg.user_flows)
 		return -EINVAL;
 	if (!s->quota) /* MQTT-4.9.0-2 / 3.3.4-7 */
 		return -EAGAIN;
@@ -454,6 +474,68 @@ int mqc_publish(struct mqc_session *s, struct mqc_msg *m, u64 now)
 	s->inflight++;
 	set_quota(s);
 	tx_msg(s, m, now);
+	return 0;
+}
+
+int mqc_publish_pid(struct mqc_session *s, struct mqc_msg *m, u64 now)
+{
+	u8 st;
+
+	if (!s->connected)
+		return -ENOTCONN;
+	if (!s->cfg.user_flows || !m || !m->buf || !m->pid || m->qos < 1 || m->qos > 2 ||
+	    m->pid_off < 2 || m->pid_off + 2 > m->len)
+		return -EINVAL;
+	st = m->state;
+	if (!(st == MQC_ST_FREE || (st == MQC_ST_WAIT_ACK && m->qos == 1) ||
+	      ((st == MQC_ST_WAIT_REC || st == MQC_ST_WAIT_COMP) && m->qos == 2)))
+		return -EINVAL;
+	if (m->qos > s->lim.max_qos)
+		return -EINVAL;
+	if (s->lim.max_packet_size && m->len > s->lim.max_packet_size)
+		return -EMSGSIZE;
+	if (s->slots[m->pid % s->nslots] || subreq_has(s, m->pid))
+		return -EBUSY;
+	if (!s->quota)
+		return -EAGAIN;
+	if (st == MQC_ST_FREE) {
+		m->state = m->qos == 1 ? MQC_ST_WAIT_ACK : MQC_ST_WAIT_REC;
+		m->buf[0] &= (u8)~DUP_BIT;
+	} else if (st != MQC_ST_WAIT_COMP) {
+		m->buf[0] |= DUP_BIT; /* 4.4.0-1: a resend on the server's session */
+	}
+	write_pid(m);
+	s->slots[m->pid % s->nslots] = m;
+	list_add(s, m);
+	if (!s->inflight)
+		s->retry_at = now + s->cfg.retry_ms;
+	s->inflight++;
+	set_quota(s);
+	/* like mqc_publish: on a send failure the flow stays accepted, closed has run */
+	if (st == MQC_ST_WAIT_COMP) {
+		/* the server took the message at PUBREC: only the PUBREL may go again */
+		m->sent_at = now;
+		s->n_pubrel++;
+		tx_ack(s, MQC_PUBREL, m->pid, 0, now);
+	} else {
+		tx_msg(s, m, now);
+	}
+	return 0;
+}
+
+int mqc_release(struct mqc_session *s, u16 pid, u64 now)
+{
+	struct mqc_msg *m = pid ? inflight_msg(s, pid) : NULL;
+
+	if (!m || m->state != MQC_ST_WAIT_RELEASE)
+		return -ENOENT;
+	m->state = MQC_ST_WAIT_COMP; /* same list, same place */
+	m->sent_at = now;
+	if (!s->connected)
+		return -ENOTCONN;
+	s->n_pubrel++;
+	/* a failed send closed the session; the PUBREL goes again on resume */
+	tx_ack(s, MQC_PUBREL, pid, 0, now);
 	return 0;
 }
 
@@ -560,6 +642,8 @@ static mqc_noinline int in_ack(struct mqc_session *s, u8 type, const u8 *b, u32 
 		finish(s, m, reason >= 0x80 ? reason : 0);
 		return 0;
 	case MQC_PUBREC:
+		if (m && m->state == MQC_ST_WAIT_RELEASE)
+			return 0; /* a resent PUBREC: the release is already pending */
 		if (m && m->state == MQC_ST_WAIT_COMP) {
 			/* our PUBREL crossed a resent PUBREC: answer it again */
 			s->n_pubrel++;
@@ -572,9 +656,13 @@ static mqc_noinline int in_ack(struct mqc_session *s, u8 type, const u8 *b, u32 
 			return 0;
 		}
 		list_del(s, m);
-		m->state = MQC_ST_WAIT_COMP;
+		m->state = s->cfg.user_flows ? MQC_ST_WAIT_RELEASE : MQC_ST_WAIT_COMP;
 		list_add(s, m);
 		m->sent_at = now;
+		if (s->cfg.user_flows) {
+			s->ops->pubrec(s->ctx, m);
+			return 0;
+		}
 		s->n_pubrel++;
 		return tx_ack(s, MQC_PUBREL, pid, 0, now);
 	default: /* PUBCOMP */
@@ -1123,6 +1211,8 @@ static int retry_due(struct mqc_session *s, u64 now)
 	for (i = s->rel_head; i != NIL && s->connected; i = s->slots[i]->next) {
 		struct mqc_msg *m = s->slots[i];
 
+		if (m->state == MQC_ST_WAIT_RELEASE)
+			continue;
 		if (m->sent_at + s->cfg.retry_ms <= now) {
 			err = tx_ack(s, MQC_PUBREL, m->pid, 0, now);
 			if (err)

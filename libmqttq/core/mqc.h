@@ -101,6 +101,14 @@ struct mqc_config {
 	u16 recv_max;		/* our Receive Maximum: inbound QoS 1/2 unacked at once */
 	u32 max_packet_in;	/* our Maximum Packet Size, 0 = protocol maximum */
 	u32 retry_ms;		/* 3.1.1 only: in-session resend interval, 0 = off */
+	/*
+	 * 1 = the caller owns the flows' identifiers and states (crash-safe
+	 * outbox above a kernel session): QoS 1/2 go in with
+	 * mqc_publish_pid(), a PUBREC only reports through ops->pubrec and
+	 * the PUBREL waits for mqc_release(), SUBSCRIBE identifiers come
+	 * from the top MQC_MAX_SUBREQ values. 0 = the engine owns them.
+	 */
+	u8 user_flows;
 };
 
 /*
@@ -176,6 +184,11 @@ struct mqc_ops {
 	void (*sub_done)(void *ctx, u64 token, const u8 *codes, u32 n);
 	/* The session must end (protocol error, keepalive, DISCONNECT). */
 	void (*closed)(void *ctx, const struct mqc_close *c);
+	/*
+	 * cfg.user_flows only (required then): the peer PUBRECed m; its
+	 * PUBREL leaves when the caller calls mqc_release().
+	 */
+	void (*pubrec)(void *ctx, struct mqc_msg *m);
 };
 
 /* Per-session state; the caller allocates it and two tables. */
@@ -281,6 +294,7 @@ enum mqc_state {
 	MQC_ST_WAIT_ACK,	/* QoS 1: PUBLISH sent, awaiting PUBACK */
 	MQC_ST_WAIT_REC,	/* QoS 2: PUBLISH sent, awaiting PUBREC */
 	MQC_ST_WAIT_COMP,	/* QoS 2: PUBREL sent, awaiting PUBCOMP */
+	MQC_ST_WAIT_RELEASE,	/* QoS 2, cfg.user_flows: PUBREC in, PUBREL held for mqc_release() */
 };
 /*
  * Restore in original send order (WAIT_COMP ones in PUBREC order): that is
@@ -289,6 +303,24 @@ enum mqc_state {
  * -EINVAL (state/qos/pid), -EBUSY (slot or identifier taken).
  */
 int mqc_restore(struct mqc_session *s, struct mqc_msg *m);
+
+/*
+ * cfg.user_flows: accept a QoS 1/2 message whose identifier the caller
+ * chose (m->pid) while connected. m->state MQC_ST_FREE starts a new flow
+ * (PUBLISH, DUP clear); MQC_ST_WAIT_ACK/WAIT_REC resume a restored one
+ * (PUBLISH with DUP, the server has a session); MQC_ST_WAIT_COMP resumes
+ * one past PUBREC (PUBREL, never the PUBLISH). Errors as mqc_publish(),
+ * plus -EINVAL (not user_flows, pid 0, state/qos mismatch) and -EBUSY
+ * (pid in flight, held by a SUBSCRIBE, or its slot pid % window taken).
+ */
+int mqc_publish_pid(struct mqc_session *s, struct mqc_msg *m, u64 now);
+
+/*
+ * cfg.user_flows: send the PUBREL ops->pubrec announced for pid. Returns 0,
+ * -ENOENT (no flow of pid is waiting for its release), -ENOTCONN (released
+ * anyway: the PUBREL goes out on resume).
+ */
+int mqc_release(struct mqc_session *s, u16 pid, u64 now);
 
 /*
  * One complete control packet from the peer (frame it with mqc_frame_len).

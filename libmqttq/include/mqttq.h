@@ -207,7 +207,9 @@ struct mqttq_opts {
 	 * (NULL = none). mqttq_new() replays it: unfinished messages are
 	 * resent (with DUP and their identifier once they had one), a torn or
 	 * corrupt tail is cut off with a warning and counted in
-	 * stats.outbox_corrupt. Userspace engine only (offload ON: -ENOTSUP).
+	 * stats.outbox_corrupt. Both engines; on the offload engine the kernel
+	 * session takes identifiers and PUBRELs from the library
+	 * (MQTTQ_SF_OUTBOX) so they are logged first, and never lingers.
 	 */
 	const char *outbox_path;
 	int outbox_fsync;		/* 0: durable before mqttq_publish returns; N: fdatasync every N ms */

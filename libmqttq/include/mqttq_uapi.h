@@ -30,6 +30,7 @@
 #define MQTTQ_STATS 2	   /* get: struct mqttq_sess_stats */
 #define MQTTQ_FILTER_FD 3  /* set: int BPF_PROG_TYPE_SOCKET_FILTER fd, -1 = remove */
 #define MQTTQ_DISCONNECT 4 /* set: __u8 v5 reason code (0 on 3.1.1): DISCONNECT, end, no linger */
+#define MQTTQ_RELEASE 5	   /* set: __u16 pids[1..64]: send the PUBRELs held (MQTTQ_SF_OUTBOX) */
 
 /*
  * MQTTQ_FILTER_FD program verdicts. The program sees one skb holding the
@@ -75,7 +76,7 @@ struct mqttq_session {
 	__u16 keepalive_s;    /* the CONNECT Keep Alive; 0 = none */
 	__u16 window;	      /* 0 = module default: outbound QoS 1/2 in flight (1..65535) */
 	__u16 recv_max;	      /* 0 = 65535: our Receive Maximum (what CONNECT said on v5) */
-	__u16 flags;	      /* 0; reserved */
+	__u16 flags;	      /* MQTTQ_SF_*; other bits 0 */
 	__u32 max_packet_in;  /* our Maximum Packet Size, 0 = 268435460 (protocol max) */
 	__u32 retry_ms;	      /* (D) 3.1.1 resend interval, 0 = off; ignored on v5 */
 	__u32 linger_s;	      /* (D) how long state outlives the TCP connection, 0 = not */
@@ -94,6 +95,19 @@ struct mqttq_session {
 	__u8 shared_sub_available;
 	__u8 pad[5];
 };
+
+/*
+ * MQTTQ_SF_OUTBOX: the caller keeps a crash-safe log of its flows and owns
+ * their identifiers and states, so it can log each step before the wire
+ * sees it. QoS 1/2 publishes carry mqttq_pub.pid (EBUSY when in flight,
+ * held by a SUBSCRIBE, or when an in-flight one has the same pid % window;
+ * SUBSCRIBE uses the top four identifiers, 65532..65535); a PUBREC is a
+ * MQTTQ_REC_PUBREC record and its PUBREL leaves only on MQTTQ_RELEASE;
+ * mqttq_pub.state puts a restored flow back. The session never lingers and
+ * is never resumed: `key` must be 0 and linger_s is ignored, so the log is
+ * the one place state survives the socket.
+ */
+#define MQTTQ_SF_OUTBOX 0x0001
 
 /* MQTTQ_STATS: one session's counters (the global ones are in /sys/kernel/mqttq/). */
 struct mqttq_sess_stats {
@@ -148,7 +162,22 @@ struct mqttq_pub {
 	__u16 topic_len;
 	__u32 props_len;
 	__u16 topic_alias; /* v5, 0 = none */
-	__u16 pad[3];
+	__u16 pid;	   /* MQTTQ_SF_OUTBOX, QoS 1/2: the packet identifier; else 0 */
+	__u8 state;	   /* MQTTQ_SF_OUTBOX: enum mqttq_pub_state; else 0 */
+	__u8 pad[3];
+};
+
+/*
+ * Where a flow put back with MQTTQ_SF_OUTBOX stands. A restored flow
+ * resumes the server's session (send it only after a CONNACK with Session
+ * Present): WAIT_ACK/WAIT_REC resend the PUBLISH with DUP, WAIT_COMP sends
+ * the PUBREL and never the PUBLISH.
+ */
+enum mqttq_pub_state {
+	MQTTQ_PUB_NEW = 0,	 /* a new flow: PUBLISH, DUP clear */
+	MQTTQ_PUB_WAIT_ACK = 1,	 /* QoS 1, PUBLISH sent before */
+	MQTTQ_PUB_WAIT_REC = 2,	 /* QoS 2, PUBLISH sent before, no PUBREC logged */
+	MQTTQ_PUB_WAIT_COMP = 3, /* QoS 2, PUBREC seen (and logged) */
 };
 
 /*
@@ -220,6 +249,12 @@ enum mqttq_rec_type {
 	 * MQTTQ_DISCONNECT). flags has MQTTQ_RF_BY_PEER for a peer DISCONNECT.
 	 */
 	MQTTQ_REC_CLOSED = 6,
+	/*
+	 * MQTTQ_SF_OUTBOX: the server PUBRECed the QoS 2 flow `token` (pid).
+	 * Its PUBREL waits for MQTTQ_RELEASE with pid; its PUB_DONE(_RUN)
+	 * comes after the PUBCOMP.
+	 */
+	MQTTQ_REC_PUBREC = 7,
 };
 
 #define MQTTQ_RF_RETAIN 0x0001

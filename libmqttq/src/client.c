@@ -875,6 +875,14 @@ void mq_on_connack_ok(struct mqttq *q, bool session_present)
 			mq_reconnect(q, -ENOPROTOOPT, 0, false, false);
 			return;
 		}
+		if (q->obo_taken) {
+			/*
+			 * The outbox's flows and identifiers are with this engine
+			 * now; the in-process core would give them new ones.
+			 */
+			mq_reconnect(q, r, 0, false, true);
+			return;
+		}
 		/* auto: the socket is still plain TCP, so the core takes over here */
 		mq_log(q, MQTTQ_LOG_WARN, "offload failed (%s), using the userspace engine",
 		       q->errmsg);
@@ -1750,12 +1758,6 @@ int mq_offload_probe(struct mqttq *q)
 			      "offload required (MQTTQ_OFFLOAD=on) but mqttq.ko is not loaded; "
 			      "run 'modprobe mqttq' or use MQTTQ_OFFLOAD=auto");
 	q->want_offload = loaded && q->o.offload != MQTTQ_OFFLOAD_OFF;
-	/* restored flows live in the in-process core's tables */
-	if (q->want_offload && q->ob_fd >= 0) {
-		if (q->o.offload == MQTTQ_OFFLOAD_ON)
-			return mq_err(q, -ENOTSUP, "the outbox works with the userspace engine only");
-		q->want_offload = false;
-	}
 	return 0;
 }
 

@@ -31,6 +31,7 @@ struct mq_msg {
 	u8 aliasable;		/* v5 without properties: may go out with a topic alias */
 	u8 in_core;
 	u8 wal_rel;		/* outbox holds its PUBREC (QoS 2 at PUBREL) */
+	u8 ob_state;		/* offload + outbox: enum mqttq_pub_state to hand m.pid over in */
 	u32 topic_off, topic_len;
 	u32 payload_off, payload_len;
 	/* offload engine: the sendmsg that hands it to mqttq.ko, kept until PUB_DONE */
@@ -189,6 +190,12 @@ struct mqttq {
 	u32 off_batch;		/* sendmsg SQEs in flight */
 	struct mq_msg *off_retry_head, *off_retry_tail;
 	struct mq_msg *off_batch_head, *off_batch_tail;	/* sendmsg SQEs in flight, in order */
+	/* offload + outbox (MQTTQ_SF_OUTBOX): identifiers are ours, PUBRELs wait for the log */
+	struct mq_msg **obo_slot;	/* pid % window -> message holding that identifier */
+	u16 obo_next;
+	bool obo_taken;		/* restored flows moved from the in-process core */
+	u32 obo_nrel;
+	u16 obo_rel[64];	/* PUBRELs to release once their REL records are written */
 
 	/* crash-safe outbox */
 	const char *ob_path_arg;
@@ -245,6 +252,7 @@ MQ_HIDDEN void mq_outbox_close(struct mqttq *q);
 MQ_HIDDEN int mq_outbox_add(struct mqttq *q, struct mq_msg *mm);
 MQ_HIDDEN void mq_outbox_pid(struct mqttq *q, struct mq_msg *mm);
 MQ_HIDDEN void mq_outbox_rel(struct mqttq *q, u16 pid);
+MQ_HIDDEN void mq_outbox_rel_msg(struct mqttq *q, struct mq_msg *mm);
 MQ_HIDDEN void mq_outbox_done(struct mqttq *q, struct mq_msg *mm);
 MQ_HIDDEN int mq_outbox_sync(struct mqttq *q, bool force);
 

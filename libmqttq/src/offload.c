@@ -16,18 +16,65 @@
 
 #define UD(q, op) (((u64)(q)->gen << 8) | (op))
 
+/* SUBSCRIBE takes the top identifiers of an MQTTQ_SF_OUTBOX session */
+#define OBO_PID_MAX 65531
+
 int mq_off_init(struct mqttq *q)
 {
 	q->off_map_n = 2u * q->o.window + 256;
 	q->off_map = calloc(q->off_map_n, sizeof(*q->off_map));
+	q->obo_slot = calloc(q->o.window, sizeof(*q->obo_slot));
+	q->obo_next = 1;
 	q->off_seq = 1;
-	return q->off_map ? 0 : -ENOMEM;
+	return q->off_map && q->obo_slot ? 0 : -ENOMEM;
 }
 
 void mq_off_fini(struct mqttq *q)
 {
 	free(q->off_map);
+	free(q->obo_slot);
 	q->off_map = NULL;
+	q->obo_slot = NULL;
+}
+
+/*
+ * With the outbox the kernel session runs MQTTQ_SF_OUTBOX: we choose each
+ * identifier and log it before the PUBLISH can leave, and a PUBREL leaves
+ * only once its REL record is written (docs/design.md).
+ */
+static bool obo(const struct mqttq *q)
+{
+	return q->ob_fd >= 0;
+}
+
+/* An identifier whose slot (pid % window, as in the kernel's table) is free; 0 = none. */
+static u16 obo_pick(const struct mqttq *q)
+{
+	u32 w = q->o.window;
+	u16 pid = q->obo_next;
+
+	for (u32 tries = 2 * w + 1; tries--; pid = pid >= OBO_PID_MAX ? 1 : pid + 1)
+		if (!q->obo_slot[pid % w])
+			return pid;
+	return 0;
+}
+
+static void obo_forget(struct mqttq *q, struct mq_msg *mm)
+{
+	if (mm->m.pid && q->obo_slot[mm->m.pid % q->o.window] == mm)
+		q->obo_slot[mm->m.pid % q->o.window] = NULL;
+}
+
+/* Sends the PUBRELs whose REL records are now in the file (per the fsync policy). */
+static void obo_flush_rel(struct mqttq *q)
+{
+	if (!q->obo_nrel)
+		return;
+	mq_outbox_sync(q, false);
+	if (q->fd >= 0 && setsockopt(q->fd, SOL_MQTTQ, MQTTQ_RELEASE, q->obo_rel,
+				     q->obo_nrel * sizeof(q->obo_rel[0])))
+		mq_log(q, MQTTQ_LOG_DEBUG, "MQTTQ_RELEASE: %s", strerror(errno));
+	q->obo_nrel = 0;
 }
 
 /*
@@ -111,6 +158,104 @@ static void off_requeue_all(struct mqttq *q)
 	q->st.inflight = 0;
 }
 
+/*
+ * The first outbox session on the kernel: flows mq_outbox_open restored
+ * into the in-process core move to the head of the queue, in log order,
+ * keeping their identifiers. That core is not used by this engine.
+ */
+static int obo_take_restored(struct mqttq *q)
+{
+	struct mq_msg **v, *list = NULL, **tail = &list, *last = NULL;
+	struct mqc_config cfg = q->s.cfg;
+	const struct mqc_ops *ops = q->s.ops;
+	u32 n = 0;
+
+	q->obo_taken = true;
+	v = calloc(q->nmsgs, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (u32 i = 0; i < q->nmsgs; i++)
+		if (q->msgs[i].buf && q->msgs[i].in_core && q->msgs[i].m.pid)
+			v[n++] = &q->msgs[i];
+	/* insertion sort by log sequence: n is at most the window */
+	for (u32 i = 1; i < n; i++)
+		for (u32 j = i; j && v[j - 1]->wal_seq > v[j]->wal_seq; j--) {
+			struct mq_msg *t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	for (u32 i = 0; i < n; i++) {
+		struct mq_msg *mm = v[i];
+
+		mm->in_core = 0;
+		q->st.inflight--;
+		q->obo_slot[mm->m.pid % q->o.window] = mm;
+		*tail = mm;
+		tail = &mm->next;
+		last = mm;
+		q->pend_n++;
+		q->pend_bytes += mm->m.len;
+	}
+	free(v);
+	if (list) {
+		*tail = q->pend_head;
+		if (!q->pend_head)
+			q->pend_tail = last;
+		q->pend_head = list;
+	}
+	return mqc_session_init(&q->s, &cfg, ops, q, q->s.slots, q->s.in2, q->s.ackq);
+}
+
+/*
+ * A fresh MQTTQ_SF_OUTBOX session (there is no take-over): every flow we
+ * hold an identifier for goes back in at the state the log knows. With the
+ * server's session, past PUBREC only the PUBREL may go again (a PUBLISH
+ * with that identifier could be a new message once the server has
+ * PUBCOMPed); without it, such a flow is done and the rest start over.
+ */
+static void obo_resume(struct mqttq *q, bool session_present)
+{
+	struct mq_msg **pp = &q->pend_head, *prev = NULL;
+
+	if (q->off_retry_head) {
+		q->off_retry_tail->next = q->pend_head;
+		if (!q->pend_head)
+			q->pend_tail = q->off_retry_tail;
+		q->pend_head = q->off_retry_head;
+		q->off_retry_head = q->off_retry_tail = NULL;
+	}
+	for (u32 left = q->pend_n; *pp && left; left--) {
+		struct mq_msg *mm = *pp;
+		u8 st;
+
+		if (!mm->m.qos || !mm->m.pid) {
+			prev = mm;
+			pp = &mm->next;
+			continue;
+		}
+		st = mm->wal_rel ? MQTTQ_PUB_WAIT_COMP :
+		     mm->m.qos == 1 ? MQTTQ_PUB_WAIT_ACK : MQTTQ_PUB_WAIT_REC;
+		if (!session_present && st == MQTTQ_PUB_WAIT_COMP) {
+			*pp = mm->next;
+			if (q->pend_tail == mm)
+				q->pend_tail = prev;
+			q->pend_n--;
+			q->pend_bytes -= mm->m.len;
+			mm->next = NULL;
+			obo_forget(q, mm);
+			mq_complete(q, &mm->m, 0);
+			continue;
+		}
+		mm->ob_state = session_present ? st : MQTTQ_PUB_NEW;
+		q->obo_slot[mm->m.pid % q->o.window] = mm;
+		prev = mm;
+		pp = &mm->next;
+	}
+	q->st.queued = q->pend_n;
+	q->st.queued_bytes = q->pend_bytes;
+}
+
 int mq_off_attach(struct mqttq *q, bool session_present)
 {
 	struct mqttq_session s;
@@ -142,8 +287,16 @@ int mq_off_attach(struct mqttq *q, bool session_present)
 	s.wildcard_sub_available = q->lim.wildcard_sub_available;
 	s.sub_id_available = q->lim.sub_id_available;
 	s.shared_sub_available = q->lim.shared_sub_available;
+	if (obo(q)) {
+		/* the outbox is the one recovery path: nothing lingers to be taken over */
+		s.flags = MQTTQ_SF_OUTBOX;
+		s.key = 0;
+		s.linger_s = 0;
+	}
 	if (setsockopt(q->fd, SOL_MQTTQ, MQTTQ_SESSION, &s, sizeof(s)))
 		return mq_err(q, -errno, "MQTTQ_SESSION: %s", strerror(errno));
+	if (obo(q) && !q->obo_taken && obo_take_restored(q))
+		return mq_err(q, -ENOMEM, "outbox: taking over the restored flows");
 	{
 		int pfd = mq_filter_prog_fd(q);
 
@@ -158,6 +311,8 @@ int mq_off_attach(struct mqttq *q, bool session_present)
 	memset(&st, 0, sizeof(st));
 	if (getsockopt(q->fd, SOL_MQTTQ, MQTTQ_STATS, &st, &sl) || !st.resumed)
 		off_requeue_all(q); /* no lingering kernel state: we resend what we hold */
+	if (obo(q))
+		obo_resume(q, session_present);
 	q->engine = MQTTQ_ENGINE_OFFLOAD;
 	q->off_recv_armed = false;
 	off_arm_records(q);
@@ -191,6 +346,7 @@ static void off_record(struct mqttq *q, const struct mqttq_rec *r, const u8 *dat
 		mm = off_take(q, r->token);
 		if (mm) {
 			mm->in_core = 0; /* counters were settled by off_take */
+			obo_forget(q, mm);
 			mq_complete(q, &mm->m, r->reason);
 		}
 		break;
@@ -199,9 +355,20 @@ static void off_record(struct mqttq *q, const struct mqttq_rec *r, const u8 *dat
 			mm = off_take(q, r->token + i);
 			if (mm) {
 				mm->in_core = 0;
+				obo_forget(q, mm);
 				mq_complete(q, &mm->m, r->reason);
 			}
 		}
+		break;
+	case MQTTQ_REC_PUBREC:
+		mm = q->off_map[r->token % q->off_map_n];
+		if (!mm || mm->off_seq != r->token || mm->m.pid != r->pid)
+			break;
+		/* the REL record first: its PUBREL leaves with the next obo_flush_rel */
+		mq_outbox_rel_msg(q, mm);
+		q->obo_rel[q->obo_nrel++] = r->pid;
+		if (q->obo_nrel == sizeof(q->obo_rel) / sizeof(q->obo_rel[0]))
+			obo_flush_rel(q);
 		break;
 	case MQTTQ_REC_MESSAGE: {
 		struct mqc_inmsg im;
@@ -275,6 +442,7 @@ void mq_off_progress(struct mqttq *q)
 		q->rx_off += r.len;
 		off_record(q, &r, p + sizeof(r), r.len - sizeof(r));
 	}
+	obo_flush_rel(q);
 	/* retried messages go first, in their order */
 	if (q->off_retry_head) {
 		q->off_retry_tail->next = q->pend_head;
@@ -303,11 +471,25 @@ void mq_off_pump(struct mqttq *q)
 		struct mqttq_pub *pub;
 		struct cmsghdr *c;
 
+		u16 pid = mm->m.pid;
+
 		if (q->off_map[q->off_seq % q->off_map_n])
 			break; /* token slot still taken by an old one */
+		if (obo(q) && mm->m.qos && !pid && !(pid = obo_pick(q)))
+			break; /* every identifier slot is held: wait for a completion */
+		/* with the outbox no SQE may be submitted before the PID records are written */
+		if (obo(q) && !io_uring_sq_space_left(&q->ring))
+			break;
 		sqe = mq_get_sqe(q);
 		if (!sqe)
 			break;
+		if (obo(q) && mm->m.qos && !mm->m.pid) {
+			mm->m.pid = pid;
+			mm->ob_state = MQTTQ_PUB_NEW;
+			q->obo_slot[pid % q->o.window] = mm;
+			q->obo_next = pid >= OBO_PID_MAX ? 1 : pid + 1;
+			mq_outbox_pid(q, mm);
+		}
 		q->pend_head = mm->next;
 		if (!q->pend_head)
 			q->pend_tail = NULL;
@@ -344,6 +526,10 @@ void mq_off_pump(struct mqttq *q)
 		pub->retain = mm->buf[0] & 1;
 		pub->topic_len = mm->topic_len;
 		pub->props_len = mm->props_len;
+		if (obo(q) && mm->m.qos) {
+			pub->pid = mm->m.pid;
+			pub->state = mm->ob_state;
+		}
 		io_uring_prep_sendmsg(sqe, q->fd, &mm->mh, MSG_NOSIGNAL);
 		/* the batch is a chain so the kernel takes them in our order */
 		sqe->flags |= IOSQE_IO_LINK;
@@ -361,6 +547,9 @@ void mq_off_pump(struct mqttq *q)
 	}
 	if (last)
 		last->flags &= ~IOSQE_IO_LINK;
+	/* identifiers reach the disk before the PUBLISHes carrying them leave */
+	if (last && obo(q))
+		mq_outbox_sync(q, false);
 	q->st.queued = q->pend_n;
 	q->st.queued_bytes = q->pend_bytes;
 }
@@ -437,8 +626,9 @@ void mq_off_cqe(struct mqttq *q, struct io_uring_cqe *cqe, int op, bool stale)
 		if (!off_take(q, mm->off_seq))
 			break;
 		mm->in_core = 0;
-		if (cqe->res == -EMSGSIZE || cqe->res == -EINVAL) {
+		if (cqe->res == -EMSGSIZE || cqe->res == -EINVAL || cqe->res == -EBUSY) {
 			mq_err(q, cqe->res, "kernel refused a publish: %s", strerror(-cqe->res));
+			obo_forget(q, mm);
 			mq_fail_msg(q, mm, cqe->res);
 			break;
 		}

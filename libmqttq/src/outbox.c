@@ -144,9 +144,15 @@ void mq_outbox_rel(struct mqttq *q, u16 pid)
 	if (!m || m->pid != pid || m->qos != 2)
 		return;
 	mm = (struct mq_msg *)((char *)m - offsetof(struct mq_msg, m));
-	if (!mm->wal_seq || mm->wal_rel)
+	mq_outbox_rel_msg(q, mm);
+}
+
+/* The same for a QoS 2 flow the offload engine reported at PUBREC (it holds the PUBREL). */
+void mq_outbox_rel_msg(struct mqttq *q, struct mq_msg *mm)
+{
+	if (q->ob_fd < 0 || !mm->wal_seq || mm->wal_rel)
 		return;
-	if (!ob_append(q, OB_REL, 2, pid, mm->wal_seq, 0, NULL, 0))
+	if (!ob_append(q, OB_REL, 2, mm->m.pid, mm->wal_seq, 0, NULL, 0))
 		mm->wal_rel = 1;
 }
 
@@ -175,12 +181,14 @@ static int ob_compact(struct mqttq *q)
 	q->ob_len = 0;
 	for (u32 i = 0; i < n && !r; i++) {
 		struct mq_msg *mm = live[i];
+		/* the offload engine keeps an identifier across sockets while queued */
+		bool has_pid = mm->m.pid && (mm->in_core || q->engine == MQTTQ_ENGINE_OFFLOAD);
 
 		r = ob_append(q, OB_ADD, mm->m.qos, 0, mm->wal_seq, mm->m.token, mm->m.buf,
 			      mm->m.len);
-		if (!r && mm->in_core && mm->m.pid)
+		if (!r && has_pid)
 			r = ob_append(q, OB_PID, mm->m.qos, mm->m.pid, mm->wal_seq, 0, NULL, 0);
-		if (!r && mm->in_core && mm->m.pid && mm->wal_rel)
+		if (!r && has_pid && mm->wal_rel)
 			r = ob_append(q, OB_REL, 2, mm->m.pid, mm->wal_seq, 0, NULL, 0);
 	}
 	free(live);
@@ -336,6 +344,28 @@ torn:
 			continue;
 		}
 		mm->m.pid_off = 1 + vw + 2 + tlen;
+		/* the offload engine hands topic, payload and properties over as an iovec */
+		mm->topic_off = 1 + vw + 2;
+		mm->topic_len = tlen;
+		mm->props_off = mm->props_len = 0;
+		mm->payload_off = mm->m.pid_off + 2;
+		if (q->o.version == MQC_V5) {
+			u32 plen = 0;
+			int w = mqc_varint_get(mm->buf + mm->payload_off, h->len - mm->payload_off,
+					       &plen);
+
+			if (w <= 0 || plen > h->len - mm->payload_off - (u32)w) {
+				q->st.outbox_corrupt++;
+				mq_log(q, MQTTQ_LOG_WARN, "outbox %s: record %llu holds no valid "
+					  "PUBLISH, skipped", q->ob_path, (unsigned long long)h->seq);
+				mq_msg_put(q, mm);
+				continue;
+			}
+			mm->props_off = mm->payload_off + (u32)w;
+			mm->props_len = plen;
+			mm->payload_off = mm->props_off + plen;
+		}
+		mm->payload_len = h->len - mm->payload_off;
 		mm->aliasable = 0;
 		mm->wal_seq = h->seq;
 		q->ob_live++;

@@ -59,5 +59,18 @@ else
 	[ -n "${OFFLOAD_VM_VERBOSE:-}" ] && head -20 "$W/sub.err" | sed 's/^/# sub: /' 
 fi
 kill $MP
+
+# The crash-safe outbox on the offload engine: a scripted broker, the client SIGKILLed and restarted.
+timeout 120 "$B/tests/integration/mqttq-obo-it" "$W" >"$W/obo.out" 2>"$W/obo.err"
+orc=$?
+while read -r line; do
+	case $line in
+	"ok "*) ok "outbox: ${line#* - }" ;;
+	"not ok "*) notok "outbox: ${line#* - }" ;;
+	"# "*) echo "$line" ;;
+	esac
+done <"$W/obo.out"
+grep -q '^1\.\.[1-9]' "$W/obo.out" ||
+	notok "outbox on the offload engine ran to the end" "exit $orc: $(tail -3 "$W/obo.err" | tr '\n' ' ')"
 echo "1..$n"
 [ $fails -eq 0 ]

@@ -450,6 +450,81 @@ static void test_MQTT_4_3_3_1_qos2_sender_flow(void **st)
 	}
 }
 
+static int npubrec;
+
+static void cb_pubrec(void *ctx, struct mqc_msg *m)
+{
+	npubrec++;
+}
+
+/* cfg.user_flows (the outbox over a kernel session): the caller's pids, PUBREL held for mqc_release. */
+static void test_user_flows_pid_and_held_pubrel(void **st)
+{
+	u8 v;
+
+	EACH_VERSION(v) {
+		struct fx *f = fx_init(v, WIN, 0, 0, 0);
+		struct mqc_config cfg = f->s.cfg;
+		struct mqc_msg *m1, *m2, *m3, *m4;
+		struct mqc_packet p;
+
+		cfg.user_flows = 1;
+		assert_int_equal(mqc_session_init(&f->s, &cfg, &f->ops, f, f->slots, f->in2,
+						  f->ackq), -EINVAL); /* no ops->pubrec */
+		f->ops.pubrec = cb_pubrec;
+		npubrec = 0;
+		assert_int_equal(mqc_session_init(&f->s, &cfg, &f->ops, f, f->slots, f->in2,
+						  f->ackq), 0);
+		assert_int_equal(mqc_connected(&f->s, NULL, true, f->now), 0);
+		m1 = mk(f, 1);
+		assert_int_equal(mqc_publish(&f->s, m1, f->now), -EINVAL);
+		m1->pid = 7;
+		assert_int_equal(mqc_publish_pid(&f->s, m1, f->now), 0);
+		expect_pkt(f, MQC_PUBLISH, 7, &p);
+		assert_int_equal(p.publish.dup, 0);
+		m2 = mk(f, 2);
+		m2->pid = 7;
+		assert_int_equal(mqc_publish_pid(&f->s, m2, f->now), -EBUSY);
+		m2->pid = 7 + WIN; /* same slot */
+		assert_int_equal(mqc_publish_pid(&f->s, m2, f->now), -EBUSY);
+		m2->pid = 9;
+		assert_int_equal(mqc_publish_pid(&f->s, m2, f->now), 0);
+		expect_pkt(f, MQC_PUBLISH, 9, &p);
+		assert_int_equal(mqc_release(&f->s, 9, f->now), -ENOENT);
+		assert_int_equal(feed_ack(f, MQC_PUBREC, 9, 0), 0);
+		assert_int_equal(npubrec, 1);
+		assert_int_equal(m2->state, MQC_ST_WAIT_RELEASE);
+		assert_int_equal(feed_ack(f, MQC_PUBREC, 9, 0), 0); /* resent: still held */
+		assert_int_equal(npubrec, 1);
+		expect_none(f);
+		assert_int_equal(mqc_release(&f->s, 9, f->now), 0);
+		expect_pkt(f, MQC_PUBREL, 9, &p);
+		assert_int_equal(mqc_release(&f->s, 9, f->now), -ENOENT);
+		assert_int_equal(feed_ack(f, MQC_PUBCOMP, 9, 0), 0);
+		assert_int_equal(f->ndone, 1);
+		assert_ptr_equal(f->done[0].m, m2);
+		/* restored flows: WAIT_COMP sends only PUBREL, WAIT_REC the PUBLISH with DUP */
+		m3 = mk(f, 2);
+		m3->pid = 11;
+		m3->state = MQC_ST_WAIT_COMP;
+		assert_int_equal(mqc_publish_pid(&f->s, m3, f->now), 0);
+		expect_pkt(f, MQC_PUBREL, 11, &p);
+		expect_none(f);
+		m4 = mk(f, 2);
+		m4->pid = 12;
+		m4->state = MQC_ST_WAIT_REC;
+		assert_int_equal(mqc_publish_pid(&f->s, m4, f->now), 0);
+		expect_pkt(f, MQC_PUBLISH, 12, &p);
+		assert_int_equal(p.publish.dup, 1);
+		/* a state that does not fit the QoS */
+		m4 = mk(f, 1);
+		m4->pid = 13;
+		m4->state = MQC_ST_WAIT_COMP;
+		assert_int_equal(mqc_publish_pid(&f->s, m4, f->now), -EINVAL);
+		assert_int_equal(f->nclosed, 0);
+	}
+}
+
 /* A PUBREC repeated after our PUBREL is answered with PUBREL again, never PUBLISH. */
 static void test_MQTT_4_3_3_1_duplicate_pubrec_gets_pubrel(void **st)
 {
@@ -1675,6 +1750,7 @@ int main(void)
 		cmocka_unit_test(test_MQTT_2_3_1_2_subscribe_shares_pid_space),
 		cmocka_unit_test(test_MQTT_4_3_2_1_qos1_until_puback),
 		cmocka_unit_test(test_MQTT_4_3_3_1_qos2_sender_flow),
+		cmocka_unit_test(test_user_flows_pid_and_held_pubrel),
 		cmocka_unit_test(test_MQTT_4_3_3_1_duplicate_pubrec_gets_pubrel),
 		cmocka_unit_test(test_v5_4_3_3_pubrec_error_ends_flow),
 		cmocka_unit_test(test_v5_3_4_2_1_puback_reason_reported),
