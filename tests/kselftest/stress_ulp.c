@@ -443,4 +443,282 @@ TEST_F_TIMEOUT(stress, two_threads_random_frames_leak_nothing, 90)
 	EXPECT_EQ(0, v);
 }
 
+/* ---- module unload/reload and parameter writes ------------------------ */
+
+#define CYCLE_MS 8000
+#define CYCLE_MAX 400
+#define HELD_MAX 6
+/* Loopback FIN handshakes and lingering socket teardown take a while under TCG. */
+#define UNLOAD_WAIT_MS 10000
+
+struct kparam {
+	const char *name;
+	unsigned int lo, hi;		/* range; choices: hi is the last index */
+	const char *const *names;	/* NULL for a range */
+};
+
+static const char *const ack_names[] = { "receipt", "delivery" };
+static const char *const compl_names[] = { "per-message", "coalesced" };
+static const struct kparam kparams[] = {
+	{ "window", 1, 65535 },
+	{ "retry_ms", 0, 600000 },
+	{ "keepalive_s", 0, 65535 },
+	{ "linger_s", 0, 3600 },
+	{ "max_bytes", 4096, 1U << 30 },
+	{ "ack_policy", 0, 1, ack_names },
+	{ "completion", 0, 1, compl_names },
+};
+#define NPARAMS (sizeof(kparams) / sizeof(kparams[0]))
+
+struct cycle {
+	int cli[HELD_MAX], brk[HELD_MAX], held;
+	uint64_t key;
+	long unloads, refused, unload_retries, autoload, enoent, lingered_at_unload;
+	long pw_ok, pw_bad, attached;
+	char why[256];
+};
+
+static int param_read(const struct kparam *k, char *buf, size_t n)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), MQTTQ_PARAMS "%s", k->name);
+	return mqttq_ksft_read(path, buf, n);
+}
+
+static int param_write(const struct kparam *k, const char *v)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), MQTTQ_PARAMS "%s", k->name);
+	return mqttq_ksft_write_str(path, v);
+}
+
+/* One random write of a valid or an invalid value; 0 or -1 with c->why set. */
+static int cycle_param(struct cycle *c, uint32_t *rs)
+{
+	static const char *const junk[] = { " ", "-1", "abc", "99999999999", "1 2", "0x" };
+	const struct kparam *k = &kparams[rnd(rs) % NPARAMS];
+	char before[64], after[64], v[64], want[64];
+	const char *nl = rnd(rs) & 1 ? "\n" : "";
+	int ret;
+
+	if (param_read(k, before, sizeof(before)) <= 0) {
+		snprintf(c->why, sizeof(c->why), "read %s failed", k->name);
+		return -1;
+	}
+	if (rnd(rs) & 1) {
+		unsigned int x = k->lo + rnd(rs) % (k->hi - k->lo + 1);
+
+		if (k->names && (rnd(rs) & 1))
+			snprintf(v, sizeof(v), "%s%s", k->names[x], nl);
+		else
+			snprintf(v, sizeof(v), "%u%s", x, nl);
+		if (k->names)
+			snprintf(want, sizeof(want), "%s\n", k->names[x]);
+		else
+			snprintf(want, sizeof(want), "%u\n", x);
+		ret = param_write(k, v);
+		if (ret || param_read(k, after, sizeof(after)) <= 0 || strcmp(after, want)) {
+			snprintf(c->why, sizeof(c->why), "valid %s=%.20s: ret %d, reads back %.20s",
+				 k->name, v, ret, after);
+			return -1;
+		}
+		c->pw_ok++;
+		return 0;
+	}
+	switch (rnd(rs) % 3) {
+	case 0:		/* just outside the range */
+		if (k->lo > 0 && (rnd(rs) & 1))
+			snprintf(v, sizeof(v), "%u%s", k->lo - 1, nl);
+		else
+			snprintf(v, sizeof(v), "%u%s", k->hi + 1, nl);
+		break;
+	case 1:
+		snprintf(v, sizeof(v), "%s%s", junk[rnd(rs) % 6], nl);
+		break;
+	default:
+		snprintf(v, sizeof(v), "%s%s", k->names ? "bogus" : "4294967296", nl);
+		break;
+	}
+	ret = param_write(k, v);
+	if (ret != -EINVAL || param_read(k, after, sizeof(after)) <= 0 ||
+	    strcmp(after, before)) {
+		snprintf(c->why, sizeof(c->why), "invalid %s=\"%.20s\": ret %d, %.20s became %.20s",
+			 k->name, v, ret, before, after);
+		return -1;
+	}
+	c->pw_bad++;
+	return 0;
+}
+
+/* Attaches one more pair, half of them with a resumable session that lingers when dropped. */
+static int cycle_attach(struct cycle *c, uint32_t *rs)
+{
+	struct mqttq_session ss;
+	int cli, brk;
+
+	if (c->held >= HELD_MAX || ulp_pair(&cli, &brk))
+		return 0;
+	if (ulp_attach(cli)) {
+		snprintf(c->why, sizeof(c->why), "attach with mqttq loaded: errno %d", errno);
+		close(cli);
+		close(brk);
+		return -1;
+	}
+	if (rnd(rs) & 1) {
+		ulp_sess_init(&ss, rnd(rs) & 1 ? MQTTQ_V5 : MQTTQ_V311);
+		ss.key = ++c->key;
+		ss.linger_s = rnd(rs) & 1 ? 30 : MQTTQ_DEFAULT;
+		ulp_session(cli, &ss);
+	}
+	c->cli[c->held] = cli;
+	c->brk[c->held++] = brk;
+	c->attached++;
+	return 0;
+}
+
+static void cycle_close_all(struct cycle *c, uint32_t *rs)
+{
+	for (int i = 0; i < c->held; i++) {
+		close_fd(c->cli[i], rs);
+		close_fd(c->brk[i], rs);
+	}
+	c->held = 0;
+}
+
+static long cycle_delete(void)
+{
+	return syscall(SYS_delete_module, "mqttq", O_NONBLOCK) ? -errno : 0;
+}
+
+/*
+ * Closes everything, unloads (waiting, bounded, for closed sockets to drop
+ * their module references), checks nothing of the module is left, and loads
+ * it again. 0 or -1 with c->why set.
+ */
+static int cycle_unload(struct cycle *c, uint32_t *rs)
+{
+	long long end;
+	long ret;
+	int cli, brk;
+
+	cycle_close_all(c, rs);
+	c->lingered_at_unload += ulp_stat("sessions") > 0;
+	end = ulp_ms() + UNLOAD_WAIT_MS;
+	while ((ret = cycle_delete()) == -EAGAIN || ret == -EBUSY) {
+		if (ulp_ms() > end)
+			break;
+		c->unload_retries++;
+		usleep(20000);
+	}
+	if (ret) {
+		snprintf(c->why, sizeof(c->why), "unload with no socket attached: %ld", ret);
+		return -1;
+	}
+	c->unloads++;
+	if (mqttq_ksft_loaded() != 0 || !access(ULP_SYSFS, F_OK) ||
+	    !access("/sys/module/mqttq", F_OK)) {
+		snprintf(c->why, sizeof(c->why), "mqttq still visible after its unload");
+		return -1;
+	}
+	if (!ulp_pair(&cli, &brk)) {
+		/* The ULP core may request_module("tcp-ulp-mqttq") and succeed. */
+		if (ulp_attach(cli) == 0)
+			c->autoload++;
+		else if (errno == ENOENT)
+			c->enoent++;
+		else
+			snprintf(c->why, sizeof(c->why), "TCP_ULP with mqttq unloaded: errno %d",
+				 errno);
+		ulp_abort_close(cli);
+		ulp_abort_close(brk);
+		if (c->why[0])
+			return -1;
+	}
+	if (mqttq_ksft_loaded() != 1 && mqttq_ksft_sh("modprobe mqttq")) {
+		snprintf(c->why, sizeof(c->why), "modprobe mqttq after unload failed");
+		return -1;
+	}
+	/* A fresh module starts with nothing held. */
+	if (ulp_stat_wait("sessions", 0, SETTLE_MS) || ulp_stat("bytes_held") ||
+	    ulp_stat("inflight")) {
+		snprintf(c->why, sizeof(c->why), "fresh module: sessions %lld bytes_held %lld",
+			 ulp_stat("sessions"), ulp_stat("bytes_held"));
+		return -1;
+	}
+	return 0;
+}
+
+TEST_F_TIMEOUT(stress, unload_reload_and_param_writes, 150)
+{
+	uint32_t rs = 0x2545f491u ^ (uint32_t)ulp_ms();
+	char orig[NPARAMS][64];
+	struct cycle *c;
+	long long end;
+	long ret;
+	int i, bad = 0;
+
+	c = calloc(1, sizeof(*c));
+	ASSERT_NE(NULL, c);
+	c->key = (uint64_t)rnd(&rs) << 32;
+	for (i = 0; i < (int)NPARAMS; i++)
+		ASSERT_LT(0, param_read(&kparams[i], orig[i], sizeof(orig[i])));
+	end = ulp_ms() + CYCLE_MS;
+	for (i = 0; i < CYCLE_MAX && !bad; i++) {
+		uint32_t r = rnd(&rs) % 100;
+
+		/* Until the minimums are met the test keeps going past CYCLE_MS. */
+		if (ulp_ms() > end && c->unloads >= 3 && c->refused >= 3)
+			break;
+		if (r < 35) {
+			bad = cycle_attach(c, &rs);
+		} else if (r < 60) {
+			bad = cycle_param(c, &rs);
+		} else if (r < 75) {
+			if (!c->held)
+				bad = cycle_attach(c, &rs);
+			if (!bad && c->held) {
+				ret = cycle_delete();
+				if (ret != -EAGAIN && ret != -EBUSY) {
+					snprintf(c->why, sizeof(c->why),
+						 "unload with %d sockets attached: %ld", c->held, ret);
+					bad = 1;
+				}
+				c->refused++;
+			}
+		} else if (r < 85) {
+			/* Some pairs go away without an unload after them. */
+			for (int n = rnd(&rs) % (c->held + 1); n > 0; n--) {
+				c->held--;
+				close_fd(c->cli[c->held], &rs);
+				close_fd(c->brk[c->held], &rs);
+			}
+		} else {
+			bad = cycle_unload(c, &rs);
+		}
+	}
+	/* The last unload frees whatever still lingers; the test ends with mqttq loaded. */
+	if (!bad)
+		bad = cycle_unload(c, &rs);
+	cycle_close_all(c, &rs);
+	if (mqttq_ksft_loaded() != 1)
+		mqttq_ksft_sh("modprobe mqttq");
+	TH_LOG("steps %d: unloads %ld (waited %ld x 20 ms, lingering sessions before %ld), "
+	       "refused %ld, TCP_ULP while unloaded: autoload %ld ENOENT %ld, pairs %ld, "
+	       "param writes valid %ld invalid %ld",
+	       i, c->unloads, c->unload_retries, c->lingered_at_unload, c->refused, c->autoload,
+	       c->enoent, c->attached, c->pw_ok, c->pw_bad);
+	for (int k = 0; k < (int)NPARAMS; k++)
+		EXPECT_EQ(0, param_write(&kparams[k], orig[k]));
+	ASSERT_EQ(0, bad) TH_LOG("%s", c->why);
+	EXPECT_LE(3, c->unloads);
+	EXPECT_LE(3, c->refused);
+	EXPECT_EQ(1, mqttq_ksft_loaded());
+	EXPECT_EQ(0, ulp_stat_wait("sessions", 0, SETTLE_MS));
+	EXPECT_EQ(0, ulp_stat("bytes_held"));
+	EXPECT_EQ(0, ulp_stat("inflight"));
+	free(c);
+}
+
 TEST_HARNESS_MAIN
