@@ -721,4 +721,148 @@ TEST_F_TIMEOUT(stress, unload_reload_and_param_writes, 150)
 	free(c);
 }
 
+/*
+ * The same operations from three threads at once: one attaches, sets up
+ * sessions and closes pairs, one writes parameters, the test thread unloads
+ * and reloads whenever the module lets it. Each call must either work or fail
+ * the way an absent or busy module fails.
+ */
+struct race {
+	long long end;
+	atomic_int bad, stop;
+	char why[256];
+	atomic_long attached, attach_enoent, unloads, refused, pw_ok, pw_bad, pw_gone;
+};
+
+static void race_fail(struct race *rc, const char *fmt, long a, long b)
+{
+	if (atomic_fetch_add(&rc->bad, 1) == 0)
+		snprintf(rc->why, sizeof(rc->why), fmt, a, b);
+}
+
+static void *race_attacher(void *arg)
+{
+	struct race *rc = arg;
+	uint32_t rs = 0x6c078965u ^ (uint32_t)ulp_ms();
+	uint64_t key = (uint64_t)rnd(&rs) << 32;
+
+	for (long i = 0; i < CYCLE_MAX * 10 && !rc->stop && !rc->bad; i++) {
+		struct mqttq_session ss;
+		int cli, brk;
+
+		if (ulp_pair(&cli, &brk)) {
+			usleep(1000);
+			continue;
+		}
+		if (ulp_attach(cli) == 0) {
+			atomic_fetch_add(&rc->attached, 1);
+			ulp_sess_init(&ss, rnd(&rs) & 1 ? MQTTQ_V5 : MQTTQ_V311);
+			ss.key = rnd(&rs) & 1 ? ++key : 0;
+			ss.linger_s = rnd(&rs) & 1 ? 30 : MQTTQ_DEFAULT;
+			if (rnd(&rs) & 1)
+				ulp_session(cli, &ss);
+			if (rnd(&rs) & 1)
+				ulp_publish(cli, 1, 1, "a/b", "p", MSG_DONTWAIT);
+		} else if (errno == ENOENT) {
+			atomic_fetch_add(&rc->attach_enoent, 1);
+		} else {
+			race_fail(rc, "TCP_ULP during unload/reload: errno %ld", errno, 0);
+		}
+		usleep(rnd(&rs) % 5000);
+		close_fd(cli, &rs);
+		close_fd(brk, &rs);
+		usleep(rnd(&rs) % 10000);
+	}
+	return NULL;
+}
+
+static void *race_params(void *arg)
+{
+	struct race *rc = arg;
+	uint32_t rs = 0x41c64e6du ^ (uint32_t)ulp_ms();
+
+	for (long i = 0; i < CYCLE_MAX * 10 && !rc->stop && !rc->bad; i++) {
+		const struct kparam *k = &kparams[rnd(&rs) % NPARAMS];
+		int valid = rnd(&rs) & 1, ret;
+		char v[32];
+
+		if (valid)
+			snprintf(v, sizeof(v), "%u", k->lo + rnd(&rs) % (k->hi - k->lo + 1));
+		else
+			snprintf(v, sizeof(v), "%u", k->hi + 1);
+		ret = param_write(k, v);
+		if (ret == -ENOENT || ret == -ENODEV) {
+			atomic_fetch_add(&rc->pw_gone, 1);	/* the module is between unload and load */
+		} else if (valid && ret) {
+			race_fail(rc, "valid parameter write failed: %ld (param %ld)", ret, k - kparams);
+		} else if (!valid && ret != -EINVAL) {
+			race_fail(rc, "invalid parameter write: %ld (param %ld)", ret, k - kparams);
+		} else {
+			atomic_fetch_add(valid ? &rc->pw_ok : &rc->pw_bad, 1);
+		}
+		usleep(rnd(&rs) % 5000);
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(stress, concurrent_unload_attach_params, 150)
+{
+	uint32_t rs = 0x5851f42du ^ (uint32_t)ulp_ms();
+	char orig[NPARAMS][64];
+	pthread_t att, par;
+	struct race *rc;
+	long ret = -1;
+	int i;
+
+	rc = calloc(1, sizeof(*rc));
+	ASSERT_NE(NULL, rc);
+	for (i = 0; i < (int)NPARAMS; i++)
+		ASSERT_LT(0, param_read(&kparams[i], orig[i], sizeof(orig[i])));
+	rc->end = ulp_ms() + CYCLE_MS;
+	ASSERT_EQ(0, pthread_create(&att, NULL, race_attacher, rc));
+	ASSERT_EQ(0, pthread_create(&par, NULL, race_params, rc));
+	for (i = 0; i < CYCLE_MAX * 10 && ulp_ms() < rc->end && !rc->bad; i++) {
+		ret = cycle_delete();
+		if (ret == 0) {
+			atomic_fetch_add(&rc->unloads, 1);
+			if (mqttq_ksft_loaded() != 1 && mqttq_ksft_sh("modprobe mqttq"))
+				race_fail(rc, "modprobe mqttq after unload %ld failed", rc->unloads, 0);
+		} else if (ret == -EAGAIN || ret == -EBUSY) {
+			atomic_fetch_add(&rc->refused, 1);
+		} else if (ret == -ENOENT) {
+			/* unloaded and not yet reloaded: only this thread unloads */
+			race_fail(rc, "mqttq missing, not unloaded here (step %ld)", i, 0);
+		} else {
+			race_fail(rc, "delete_module: %ld", ret, 0);
+		}
+		usleep(rnd(&rs) % 20000);
+	}
+	rc->stop = 1;
+	pthread_join(att, NULL);
+	pthread_join(par, NULL);
+	/* Lingering sessions go with one more unload; the test ends with mqttq loaded. */
+	for (long long e = ulp_ms() + UNLOAD_WAIT_MS; ulp_ms() < e; usleep(20000)) {
+		ret = cycle_delete();
+		if (ret != -EAGAIN && ret != -EBUSY)
+			break;
+	}
+	EXPECT_EQ(0, ret);
+	EXPECT_NE(0, access(ULP_SYSFS, F_OK));
+	if (mqttq_ksft_loaded() != 1)
+		EXPECT_EQ(0, mqttq_ksft_sh("modprobe mqttq"));
+	TH_LOG("steps %d: unloads %ld refused %ld, attached %ld ENOENT %ld, "
+	       "param writes valid %ld invalid %ld module absent %ld",
+	       i, (long)rc->unloads, (long)rc->refused, (long)rc->attached,
+	       (long)rc->attach_enoent, (long)rc->pw_ok, (long)rc->pw_bad, (long)rc->pw_gone);
+	for (int k = 0; k < (int)NPARAMS; k++)
+		EXPECT_EQ(0, param_write(&kparams[k], orig[k]));
+	ASSERT_EQ(0, rc->bad) TH_LOG("%s", rc->why);
+	EXPECT_LT(0, rc->attached);
+	EXPECT_EQ(1, mqttq_ksft_loaded());
+	EXPECT_EQ(0, ulp_stat_wait("sessions", 0, SETTLE_MS));
+	EXPECT_EQ(0, ulp_stat("bytes_held"));
+	EXPECT_EQ(0, ulp_stat("inflight"));
+	free(rc);
+}
+
 TEST_HARNESS_MAIN
