@@ -140,17 +140,6 @@ scenario() {
 			-n "$n" --timeout "${TIMEOUT[$lib]:-20}" --name "$lib/$name" "$@" \
 			>"$tmp/sc.$nsc.out" 2>&1
 		rc=$?
-		# Known flake under investigation (issue 8, docs/reliability.md): one QoS 2
-		# duplicate in about one run in six with repeated SIGKILLs, suspected in the
-		# driver's own cross-crash bookkeeping. One rerun with another seed; the
-		# first attempt's numbers stay in the TAP line.
-		if [ $rc -ne 0 ] && [ "$lib" = mqttq_kill ]; then
-			grep -m1 '^result ' "$tmp/sc.$nsc.out" >"$tmp/sc.$nsc.first"
-			bash "$here/scenario.sh" --pub "${!pubv//@SEED@/$((2000 + nsc))}" --sub "${!subv}" \
-				--qos "$qos" -V "$ver" -n "$n" --timeout "${TIMEOUT[$lib]:-20}" \
-				--name "$lib/$name" "$@" >"$tmp/sc.$nsc.out" 2>&1
-			rc=$?
-		fi
 		echo $rc >"$tmp/sc.$nsc.rc"
 	) &
 	nsc=$((nsc + 1))
@@ -167,11 +156,7 @@ report() {
 	echo "lib=$lib ${res#result } rc=$rc" >>"$results"
 	local what="$lib $name qos$qos v$ver"
 	if [ $rc -eq 0 ]; then
-		if [ -s "$tmp/sc.$i.first" ]; then
-			ok "$what: ${res#result name=* } (passed on rerun; first attempt: $(sed 's/^result name=[^ ]* //' "$tmp/sc.$i.first"))"
-		else
-			ok "$what: ${res#result name=* }"
-		fi
+		ok "$what: ${res#result name=* }"
 		return
 	fi
 	# Violations lib.sh knows as bugs of a peer library or the broker, not of the code under test.
