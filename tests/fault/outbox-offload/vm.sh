@@ -38,21 +38,11 @@ for v in 311 5; do
 		bash "$fault/scenario.sh" --pub "${PUB//@SEED@/$((3000 + i))}" --sub "$SUB" --qos $q -V $v -n "$N" \
 			--timeout 120 --grace 10 --name "obo/sigkill-outbox" >"$tmp/sc.out" 2>&1
 		rc=$?
-		first=
-		# The same single rerun the fault stage gives the userspace rows (issue 8).
-		if [ $rc -ne 0 ]; then
-			first=$(grep -m1 '^result ' "$tmp/sc.out" | sed 's/^result name=[^ ]* //')
-			sed 's/^/# first attempt: /' "$tmp/sc.out" | head -20
-			bash "$fault/scenario.sh" --pub "${PUB//@SEED@/$((4000 + i))}" --sub "$SUB" --qos $q -V $v \
-				-n "$N" --timeout 120 --grace 10 --name "obo/sigkill-outbox" >"$tmp/sc.out" 2>&1
-			rc=$?
-		fi
 		res=$(grep -m1 '^result ' "$tmp/sc.out" | sed 's/^result name=[^ ]* //')
 		rel1=$(stat pubrel_sent) acks1=$(stat acks_in_kernel)
 		# the flows went through the kernel: its counters moved (PUBRELs for QoS 2)
 		ink=$((acks1 - acks0)) inrel=$((rel1 - rel0))
 		what="offload+outbox sigkill qos$q v$v: $res kernel_acks=$ink kernel_pubrels=$inrel"
-		[ -n "$first" ] && what="$what (passed on rerun; first attempt: $first)"
 		if [ $rc -eq 0 ] && [ $ink -gt 0 ] && { [ $q -eq 1 ] || [ $inrel -gt 0 ]; }; then
 			ok "$what"
 		else
