@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <poll.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "fakebroker.h"
@@ -942,6 +943,281 @@ static void test_outbox_torn_tail(void **state)
 	unlink(path);
 }
 
+/*
+ * The outbox record layout, mirrored from libmqttq/src/outbox.c (struct
+ * ob_hdr is private there): a 32-byte header, len data bytes, a CRC32.
+ * The parser below must consume the produced log exactly, so a layout
+ * change there fails this test rather than silently testing nothing.
+ */
+#define OBT_MAGIC 0x4251514du
+#define OBT_HDR 32
+enum { OBT_ADD = 1, OBT_PID = 2, OBT_DONE = 3, OBT_REL = 4 };
+#define OBT_MAXREC 64
+#define OBT_NTOK 6
+
+struct obt_rec {
+	size_t off, end;
+	uint8_t type, qos;
+	uint16_t pid;
+	uint64_t seq, token;
+};
+
+static int obt_parse(const uint8_t *f, size_t n, struct obt_rec *rec, int max)
+{
+	size_t off = 0;
+	int k = 0;
+
+	while (off < n && k < max) {
+		uint32_t magic, len;
+		struct obt_rec *r = &rec[k++];
+
+		assert_true(n - off >= OBT_HDR + 4);
+		memcpy(&magic, f + off, 4);
+		assert_int_equal(magic, OBT_MAGIC);
+		r->off = off;
+		r->type = f[off + 4];
+		r->qos = f[off + 5];
+		memcpy(&r->pid, f + off + 6, 2);
+		memcpy(&len, f + off + 8, 4);
+		memcpy(&r->seq, f + off + 16, 8);
+		memcpy(&r->token, f + off + 24, 8);
+		assert_true(len <= n - off - OBT_HDR - 4);
+		off += OBT_HDR + len + 4;
+		r->end = off;
+	}
+	assert_int_equal(off, n);
+	return k;
+}
+
+/* What recovery must do with the records [0, nrec) of the log, per message. */
+struct obt_model {
+	int add, done, rel;
+	uint8_t qos;
+	uint16_t pid;
+	uint64_t seq, token;
+};
+
+static void obt_model(const struct obt_rec *rec, int nrec, struct obt_model *m, int *nm)
+{
+	*nm = 0;
+	for (int i = 0; i < nrec; i++) {
+		const struct obt_rec *r = &rec[i];
+
+		if (r->type == OBT_ADD) {
+			assert_true(*nm < OBT_MAXREC);
+			memset(&m[*nm], 0, sizeof(m[0]));
+			m[*nm].add = 1;
+			m[*nm].qos = r->qos;
+			m[*nm].seq = r->seq;
+			m[*nm].token = r->token;
+			(*nm)++;
+			continue;
+		}
+		for (int j = 0; j < *nm; j++) {
+			if (m[j].seq != r->seq)
+				continue;
+			if (r->type == OBT_PID)
+				m[j].pid = r->pid;
+			else if (r->type == OBT_REL)
+				m[j].rel = m[j].pid == r->pid;
+			else if (r->type == OBT_DONE)
+				m[j].done = 1;
+		}
+	}
+}
+
+#define OBT_SENTINEL 1000
+
+/*
+ * Recovers a log image on a fresh broker (which keeps the session) and
+ * checks it against the model of its first nrec records: every unfinished
+ * ADD comes back once, one with a REL as a PUBREL only, a retired one never.
+ */
+static void obt_check(const char *path, const uint8_t *img, size_t len,
+		      const struct obt_rec *rec, int nrec, int corrupt)
+{
+	static struct fb_rec r[FB_MAX_REC];
+	struct obt_model m[OBT_MAXREC];
+	struct mqttq_opts o;
+	struct mqttq_stats st;
+	struct mqttq *q = NULL;
+	int fd, nm, want = 0, n, base, npub = 0;
+	char tok[24];
+
+	obt_model(rec, nrec, m, &nm);
+	for (int i = 0; i < nm; i++)
+		want += !m[i].done;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, img, len), (ssize_t)len);
+	close(fd);
+
+	base = fb_records(fb, 0, NULL, 0);
+	assert_true(base < FB_MAX_REC - 256);
+	nlg = 0;
+	outbox_opts(&o, path);
+	assert_int_equal(mqttq_new(&q, &o), 0);
+	mqttq_stats(q, &st, sizeof(st));
+	if (st.outbox_corrupt != (uint64_t)corrupt)
+		fail_msg("cut at %zu: outbox_corrupt %llu, want %d", len,
+			 (unsigned long long)st.outbox_corrupt, corrupt);
+	assert_int_equal(mqttq_connect_sync(q, 3000), 0);
+	/* queued behind every resumed flow: once it completes, they were all sent */
+	assert_int_equal(mqttq_publish(q, "ob/s", "S", 1, 1, 0, NULL, OBT_SENTINEL), 0);
+	if (!drive_events(q, MQTTQ_EV_PUBLISHED, want + 1, 3000))
+		fail_msg("cut at %zu: %d completions, want %d", len,
+			 count_ev(MQTTQ_EV_PUBLISHED), want + 1);
+	mqttq_destroy(q);
+	/* this connection's packets only: the broker keeps the session across cuts */
+	n = fb_records(fb, base, r, FB_MAX_REC) - base;
+	for (int k = 0; k < n; k++)
+		npub += r[k].type == MQC_PUBLISH;
+	if (count_ev(MQTTQ_EV_PUBLISHED) != want + 1)
+		fail_msg("cut at %zu: %d completions, want %d", len,
+			 count_ev(MQTTQ_EV_PUBLISHED), want + 1);
+	for (int i = 0; i < nm; i++) {
+		int evs = 0, pubs = 0, rels = 0;
+
+		for (int k = 0; k < count_ev(MQTTQ_EV_PUBLISHED); k++) {
+			struct logged *l = find_ev(MQTTQ_EV_PUBLISHED, k);
+
+			assert_int_equal(l->ev.err, 0);
+			evs += l->ev.token == m[i].token;
+		}
+		snprintf(tok, sizeof(tok), "%llu", (unsigned long long)m[i].token);
+		for (int k = 0; k < n; k++) {
+			pubs += r[k].type == MQC_PUBLISH && r[k].payload_len == strlen(tok) &&
+				!memcmp(r[k].payload, tok, r[k].payload_len);
+			rels += r[k].type == MQC_PUBREL && m[i].rel && r[k].pid == m[i].pid;
+		}
+		if (m[i].done && (evs || pubs || rels))
+			fail_msg("cut at %zu: retired token %llu replayed (%d/%d/%d)", len,
+				 (unsigned long long)m[i].token, evs, pubs, rels);
+		if (!m[i].done && evs != 1)
+			fail_msg("cut at %zu: token %llu completed %d times, want once", len,
+				 (unsigned long long)m[i].token, evs);
+		if (!m[i].done && m[i].rel && (pubs || rels != 1))
+			fail_msg("cut at %zu: token %llu past PUBREC: %d PUBLISH, %d PUBREL", len,
+				 (unsigned long long)m[i].token, pubs, rels);
+		if (!m[i].done && !m[i].rel && pubs != 1)
+			fail_msg("cut at %zu: token %llu sent %d times, want once", len,
+				 (unsigned long long)m[i].token, pubs);
+	}
+	/* the sentinel aside, nothing else was published */
+	for (int i = 0; i < nm; i++)
+		want -= !m[i].done && m[i].rel;
+	if (npub != want + 1)
+		fail_msg("cut at %zu: %d PUBLISH, want %d", len, npub, want + 1);
+}
+
+/* Publishes token tok (payload: its decimal) and runs until the broker has n PUBLISHes. */
+static void obt_pub(struct mqttq *q, uint64_t tok, int qos, int n)
+{
+	char p[24];
+
+	snprintf(p, sizeof(p), "%llu", (unsigned long long)tok);
+	assert_int_equal(mqttq_publish(q, "ob/cut", p, strlen(p), qos, 0, NULL, tok), 0);
+	assert_true(drive_broker(q, MQC_PUBLISH, n, 3000));
+}
+
+/*
+ * A crash at every point of the log: a real log of retired, past-PUBREC and
+ * unacknowledged flows is cut at every byte offset (and, separately, has a
+ * CRC broken in a middle record); each image recovers exactly the flows its
+ * whole records leave unfinished, and counts one corrupt record iff it is cut
+ * inside one.
+ */
+static void test_outbox_truncate_every_offset(void **state)
+{
+	char path[] = "/tmp/mqttq-outbox-XXXXXX";
+	char cut[sizeof(path) + 4];
+	struct obt_rec rec[OBT_MAXREC];
+	struct obt_model m[OBT_MAXREC];
+	struct mqttq_opts o;
+	struct fb_cfg c;
+	struct mqttq *q;
+	struct stat sb;
+	uint8_t *img, *bad;
+	int fd = mkstemp(path), nrec, nm, k, mid, ndone = 0;
+
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(cut, sizeof(cut), "%s.cut", path);
+	outbox_opts(&o, path);
+	q = client(0, &o);
+	/* 1 (QoS 1) and 2 (QoS 2) complete */
+	obt_pub(q, 1, 1, 1);
+	assert_true(drive_events(q, MQTTQ_EV_PUBLISHED, 1, 3000));
+	obt_pub(q, 2, 2, 2);
+	assert_true(drive_events(q, MQTTQ_EV_PUBLISHED, 2, 3000));
+	/* 3 stops after PUBREC: its REL is logged, the PUBCOMP never comes */
+	fb_cfg_default(&c);
+	c.no_pubcomp = 1;
+	fb_set_cfg(fb, &c);
+	obt_pub(q, 3, 2, 3);
+	assert_true(drive_broker(q, MQC_PUBREL, 2, 3000));
+	/* 4 and 5 are never acknowledged */
+	c.no_pubcomp = 0;
+	c.no_ack = 1;
+	fb_set_cfg(fb, &c);
+	obt_pub(q, 4, 1, 4);
+	obt_pub(q, 5, 2, 5);
+	/* 6 completes after them, so a DONE follows unfinished ADDs */
+	c.no_ack = 0;
+	fb_set_cfg(fb, &c);
+	obt_pub(q, 6, 1, 6);
+	assert_true(drive_events(q, MQTTQ_EV_PUBLISHED, 3, 3000));
+	mqttq_destroy(q);
+	/* recovery resumes the session, as after a real crash */
+	fb_cfg_default(&c);
+	c.session_present = 1;
+	fb_set_cfg(fb, &c);
+
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	img = malloc(sb.st_size);
+	bad = malloc(sb.st_size);
+	assert_non_null(img);
+	assert_non_null(bad);
+	assert_int_equal(read(fd, img, sb.st_size), sb.st_size);
+	close(fd);
+	unlink(path);
+	nrec = obt_parse(img, sb.st_size, rec, OBT_MAXREC);
+	/* the log holds what the scenario promises: 3 retired, 3 live, one of them past PUBREC */
+	obt_model(rec, nrec, m, &nm);
+	assert_int_equal(nm, OBT_NTOK);
+	for (int i = 0; i < nm; i++) {
+		assert_int_equal(m[i].token, i + 1);
+		assert_int_equal(m[i].done, i < 2 || i == 5);
+		assert_int_equal(m[i].rel, i == 1 || i == 2);
+		assert_true(m[i].pid != 0);
+	}
+
+	/* every cut: the records wholly before it are the model */
+	k = 0;
+	for (size_t t = 0; t <= (size_t)sb.st_size; t++) {
+		while (k < nrec && rec[k].end <= t)
+			k++;
+		obt_check(cut, img, t, rec, k, t != (k ? rec[k - 1].end : 0));
+	}
+	print_message("# %lld cuts of a %lld-byte log of %d records\n",
+		      (long long)sb.st_size + 1, (long long)sb.st_size, nrec);
+
+	/* a bad CRC in a middle record, after a retirement: it and all after it are dropped */
+	mid = nrec / 2;
+	for (int i = 0; i < mid; i++)
+		ndone += rec[i].type == OBT_DONE;
+	assert_true(ndone > 0 && mid < nrec - 1);
+	memcpy(bad, img, sb.st_size);
+	bad[rec[mid].end - 5] ^= 0x40;
+	obt_check(cut, bad, sb.st_size, rec, mid, 1);
+
+	unlink(cut);
+	free(img);
+	free(bad);
+}
+
 static void test_offline_queue_reject(void **state)
 {
 	struct mqttq_opts o;
@@ -1132,6 +1408,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_outbox_crash_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_crash_after_pubrec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_truncate_every_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offline_queue_reject, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offline_queue_drop_qos0, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offload_on_missing, setup, teardown),
